@@ -231,6 +231,10 @@ type Attempt struct {
 	Bill     Money
 	// At is the moment of redemption (UTC).
 	At time.Time
+	// Location is the store's time zone, for every store-local rule (days, hours, the
+	// redemption start, days between redemptions). The caller resolves Store.Timezone
+	// with time.LoadLocation, because loading zone data is I/O; nil means UTC.
+	Location *time.Location
 	// Usage is what the judge knows of prior use at the moment of the attempt.
 	Usage Usage
 	// Offline is true when a till judges without the platform.

@@ -46,6 +46,12 @@ const (
 	CodeInternal         Code = "internal"              // 500
 )
 
+// Enrollment codes: why the platform refused to enroll a till.
+const (
+	CodeUnknownStore        Code = "unknown_store"         // 404
+	CodeTillAlreadyEnrolled Code = "till_already_enrolled" // 409
+)
+
 // Error is a coded domain error. Message is a human sentence; Rule names the redemption
 // rule behind a CodeRuleViolation (and other rule-driven refusals), such as "min_bill".
 type Error struct {

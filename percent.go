@@ -20,17 +20,20 @@ func (p Percent) BasisPoints() int64 { return int64(p) }
 
 // String formats p as a decimal: "15", "12.5", "0.01".
 func (p Percent) String() string {
-	whole, frac := int64(p)/100, int64(p)%100
-	if frac < 0 {
-		frac = -frac
+	// The sign is written apart from the digits: -0.5 has a whole part of 0, which
+	// carries no sign of its own.
+	sign, magnitude := "", uint64(p)
+	if p < 0 {
+		sign, magnitude = "-", -magnitude
 	}
+	whole, frac := magnitude/100, magnitude%100
 	switch {
 	case frac == 0:
-		return strconv.FormatInt(whole, 10)
+		return sign + strconv.FormatUint(whole, 10)
 	case frac%10 == 0:
-		return fmt.Sprintf("%d.%d", whole, frac/10)
+		return fmt.Sprintf("%s%d.%d", sign, whole, frac/10)
 	default:
-		return fmt.Sprintf("%d.%02d", whole, frac)
+		return fmt.Sprintf("%s%d.%02d", sign, whole, frac)
 	}
 }
 
