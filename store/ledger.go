@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tillkeep/tillkeep"
+)
+
+// Ledger is everything the agent and sync need from a till's durable state: the three
+// till-side interfaces of the root package plus the sync and care operations. *DB and
+// *memstore.Store implement it, and storetest.Run checks that they behave alike.
+type Ledger interface {
+	tillkeep.TillLedger
+	tillkeep.TillJournal
+	tillkeep.TillCatalog
+
+	// SetAckedSeq moves the acknowledged point to seq, also backwards: a platform
+	// restored from a backup asks to be sent again what it lost. It refuses a seq
+	// beyond the journal's end or below entries already pruned.
+	SetAckedSeq(ctx context.Context, seq uint64) error
+	// PruneJournal deletes journal entries with Seq <= upTo and returns how many it
+	// deleted. It refuses to prune beyond the acknowledged seq. The idempotency and
+	// redemption indexes are kept forever.
+	PruneJournal(ctx context.Context, upTo uint64) (int, error)
+	// Journal returns up to limit entries with Seq > after, acknowledged or not, in
+	// order (for dumps and support). limit <= 0 means a default page.
+	Journal(ctx context.Context, after uint64, limit int) ([]tillkeep.JournalEntry, error)
+
+	// ApplyCatalogChanges applies a catalog delta at feed sequence seq: offers and
+	// coupons are upserted, removed offers are deleted with their coupons. Local use
+	// is recomputed from the journal entries after reflectsTillSeq. A delta older than
+	// the cached catalog (seq below its sequence) is refused with CodeConflict.
+	ApplyCatalogChanges(ctx context.Context, seq uint64, asOf time.Time, offers []tillkeep.Offer,
+		coupons []tillkeep.Coupon, removedOffers []string, reflectsTillSeq uint64) error
+	// CatalogState returns where the cached catalog stands in the platform's feed.
+	CatalogState(ctx context.Context) (CatalogState, error)
+	// MarkSynced records that the catalog was confirmed current at at (a pull that
+	// brought no changes). It never moves the sync time backwards.
+	MarkSynced(ctx context.Context, at time.Time) error
+	// MergeHLC merges a platform stamp into the till's clock and returns the new stamp.
+	MergeHLC(ctx context.Context, remote tillkeep.HLC, nowMS int64) (tillkeep.HLC, error)
+	// Cursor returns the named sync cursor ("" when never set).
+	Cursor(ctx context.Context, name string) (string, error)
+	// SetCursor stores the named sync cursor durably.
+	SetCursor(ctx context.Context, name, value string) error
+
+	// Close releases the ledger; later calls fail with ErrClosed.
+	Close() error
+}
+
+// CatalogState is where the cached catalog stands.
+type CatalogState struct {
+	// Seq is the feed sequence of the last snapshot or delta applied (0: none).
+	Seq uint64
+	// SyncedAt is when the catalog was last known current (zero: never).
+	SyncedAt time.Time
+	// ReflectsTillSeq is the highest journal sequence that the cached coupon counts
+	// include; entries after it are counted as local use.
+	ReflectsTillSeq uint64
+	Coupons         int
+	Offers          int
+}
+
+// Errors of the ledger. Refusals and request errors are *tillkeep.Error values with
+// stable codes; these are the infrastructure conditions callers may test for with
+// errors.Is.
+var (
+	// ErrClosed is returned by every call after Close. Its code is CodeUnavailable.
+	ErrClosed = &tillkeep.Error{Code: tillkeep.CodeUnavailable, Message: "The till's ledger is closed."}
+	// ErrLocked is wrapped by Open when another process holds the database file; the
+	// message says "another tillkeep agent is using <dir>".
+	ErrLocked = errors.New("ledger database is locked")
+	// ErrSchemaTooNew is wrapped by Open when the file was written by a newer tillkeep.
+	ErrSchemaTooNew = errors.New("ledger schema is newer than this tillkeep")
+	// ErrWrongTill is wrapped by Open when the file belongs to another store or till.
+	ErrWrongTill = errors.New("ledger belongs to another store or till")
+	// ErrNotLedger is wrapped by Open when the file is a bbolt database but not a
+	// tillkeep ledger.
+	ErrNotLedger = errors.New("not a tillkeep ledger")
+)
