@@ -1,14 +1,27 @@
-// Package config reads and validates the TOML configuration files of the two daemons,
-// agent.toml and platform.toml, exactly as ../shared/CONTRACT.md names their keys. It is
-// strict: an unknown key, a malformed duration or cron spec, or a missing required id is
-// an error naming the key and its line. Environment variables (TILLKEEP_…) override keys
-// so that secrets can stay out of files. It does no other I/O than reading the file.
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Duration is a time.Duration written as a Go duration string ("800ms", "72h").
 type Duration struct{ time.Duration }
+
+// UnmarshalText reads a Go duration string. A number without a unit is refused: "72"
+// could mean hours or seconds, and guessing wrong would change a risk limit silently.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: write a Go duration such as \"800ms\", \"15s\" or \"72h\"", text)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string, so that a config written
+// back out (config show) reads in again unchanged.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
 
 // Agent is agent.toml.
 type Agent struct {
