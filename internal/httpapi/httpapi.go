@@ -38,9 +38,9 @@ func StatusOf(code tillkeep.Code) int {
 		return http.StatusUnauthorized
 	case tillkeep.CodeForbidden:
 		return http.StatusForbidden
-	case tillkeep.CodeNotFound:
+	case tillkeep.CodeNotFound, tillkeep.CodeUnknownStore:
 		return http.StatusNotFound
-	case tillkeep.CodeIdempotencyReuse, tillkeep.CodeConflict:
+	case tillkeep.CodeIdempotencyReuse, tillkeep.CodeConflict, tillkeep.CodeTillAlreadyEnrolled:
 		return http.StatusConflict
 	case tillkeep.CodeBodyTooLarge:
 		return http.StatusRequestEntityTooLarge
@@ -50,6 +50,8 @@ func StatusOf(code tillkeep.Code) int {
 		return http.StatusInsufficientStorage
 	case tillkeep.CodeInternal:
 		return http.StatusInternalServerError
+	case tillkeep.CodeNothingCreated:
+		return http.StatusUnprocessableEntity
 	}
 	if tillkeep.IsRefusal(code) {
 		return http.StatusUnprocessableEntity
