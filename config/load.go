@@ -405,9 +405,11 @@ func permissionWarnings(path string, doc *document, secrets []string) []string {
 	if !holdsSecret {
 		return nil
 	}
+	// Group-readable is the packaged layout (root:tillkeep 0640, so the service user
+	// reads its config but cannot change it); only a file every user can read warns.
 	info, err := os.Stat(path)
-	if err != nil || info.Mode().Perm()&0o044 == 0 {
+	if err != nil || info.Mode().Perm()&0o004 == 0 {
 		return nil
 	}
-	return []string{fmt.Sprintf("%s is readable by other users and holds secrets: chmod 600 %s", path, path)}
+	return []string{fmt.Sprintf("%s is readable by other users and holds secrets: chmod o-r %s (or chmod 600)", path, path)}
 }
