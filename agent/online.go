@@ -67,7 +67,11 @@ type OnlineValidation struct {
 
 // OnlineResult is the platform's acceptance.
 type OnlineResult struct {
-	Discount tillkeep.Money
+	// RedemptionID is the id under which the platform holds the redemption: the one
+	// sent, or that of an earlier attempt of the same POS transaction. "" means the one
+	// sent.
+	RedemptionID string
+	Discount     tillkeep.Money
 	// OfferID is the coupon's offer, journaled with the redemption; "" leaves the
 	// offer of the cached coupon (if any) in the entry.
 	OfferID string

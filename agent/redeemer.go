@@ -26,8 +26,10 @@ type Ledger interface {
 type Option func(*options)
 
 type options struct {
-	online Online
-	clock  func() time.Time
+	online        Online
+	clock         func() time.Time
+	platformClock func() time.Time
+	syncStatus    func() any
 }
 
 // WithOnline attaches the online path from the start. It can also be attached (or
@@ -38,6 +40,19 @@ func WithOnline(o Online) Option { return func(opts *options) { opts.online = o 
 // WithClock replaces the wall clock (tests, and tills whose clock sync sets an
 // offset). The Redeemer reads it once per attempt, before the ledger decides.
 func WithClock(now func() time.Time) Option { return func(opts *options) { opts.clock = now } }
+
+// WithPlatformClock gives the Redeemer the till's best estimate of the platform's
+// clock (the till clock corrected by the offset measured at the last sync). Rules
+// (expiry, hours, days) are judged and hybrid-logical-clock stamps made with it, so a
+// till whose clock is days off neither refuses valid coupons nor corrupts ordering;
+// the journal still records the till's own wall time beside it.
+func WithPlatformClock(now func() time.Time) Option {
+	return func(opts *options) { opts.platformClock = now }
+}
+
+// WithSyncStatus adds the sync state to /v1/status under "sync" (a JSON-encodable
+// value read at each request).
+func WithSyncStatus(fn func() any) Option { return func(opts *options) { opts.syncStatus = fn } }
 
 // maxViewReloads is how often a redemption re-reads the store record because the
 // catalog changed under it before deciding with what it has: a catalog being replaced
@@ -58,6 +73,7 @@ type Redeemer struct {
 	ledger          Ledger
 	log             *slog.Logger
 	now             func() time.Time
+	platformNow     func() time.Time
 	online          atomic.Pointer[onlineSlot]
 	metrics         *metrics
 
@@ -87,6 +103,9 @@ func newRedeemer(cfg config.Agent, ledger Ledger, log *slog.Logger, m *metrics, 
 	if o.clock == nil {
 		o.clock = time.Now
 	}
+	if o.platformClock == nil {
+		o.platformClock = o.clock
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -102,6 +121,7 @@ func newRedeemer(cfg config.Agent, ledger Ledger, log *slog.Logger, m *metrics, 
 		ledger:        ledger,
 		log:           log,
 		now:           o.clock,
+		platformNow:   o.platformClock,
 		metrics:       m,
 		attempts:      newAttemptMemory(),
 		locations:     make(map[string]*time.Location),
@@ -199,6 +219,14 @@ func (r *Redeemer) Redeem(ctx context.Context, req RedeemRequest) (RedeemResult,
 		switch classifyOnline(err) {
 		case onlineAccepted:
 			accepted = &res
+			if res.RedemptionID != "" && res.RedemptionID != redemptionID {
+				// The platform already held this POS transaction under the id of an
+				// earlier attempt whose answer the till lost (a crash between the two):
+				// journal it under the platform's id so the upload deduplicates.
+				r.log.Warn("platform recognised the transaction under an earlier redemption id",
+					"transaction_id", req.TransactionID, "sent", redemptionID, "platform", res.RedemptionID)
+				redemptionID = res.RedemptionID
+			}
 		case onlineRefused:
 			r.attempts.forget(req.TransactionID)
 			r.refused(tillkeep.ModeOnline, req, err)
@@ -213,7 +241,7 @@ func (r *Redeemer) Redeem(ctx context.Context, req RedeemRequest) (RedeemResult,
 		}
 	}
 
-	out, replayed, err := r.record(ctx, req, hash, redemptionID, r.now(), accepted)
+	out, replayed, err := r.record(ctx, req, hash, redemptionID, r.moment(), accepted)
 	if err != nil {
 		if errors.Is(err, &tillkeep.Error{Code: tillkeep.CodeIdempotencyReuse}) {
 			return RedeemResult{}, err
@@ -267,12 +295,18 @@ func (r *Redeemer) redeemOnline(ctx context.Context, online Online, req RedeemRe
 
 // record appends the redemption through the ledger, deciding offline inside its write
 // transaction unless the platform already accepted it.
-func (r *Redeemer) record(ctx context.Context, req RedeemRequest, hash, redemptionID string, now time.Time, accepted *OnlineResult) (tillkeep.Outcome, bool, error) {
+// moment is when an event happens, by the till's own clock (kept in the journal) and
+// by its estimate of the platform's clock (used to judge rules and stamp the HLC).
+type moment struct{ wall, judged time.Time }
+
+func (r *Redeemer) moment() moment { return moment{wall: r.now(), judged: r.platformNow()} }
+
+func (r *Redeemer) record(ctx context.Context, req RedeemRequest, hash, redemptionID string, at moment, accepted *OnlineResult) (tillkeep.Outcome, bool, error) {
 	view, err := r.currentView(ctx)
 	if err != nil {
 		return tillkeep.Outcome{}, false, err
 	}
-	attempt := offlineAttempt{code: req.Code, customerID: req.CustomerID, bill: req.Bill, tillID: r.tillID, now: now}
+	attempt := offlineAttempt{code: req.Code, customerID: req.CustomerID, bill: req.Bill, tillID: r.tillID, now: at.judged}
 	for reloads := 0; ; reloads++ {
 		strict := reloads < maxViewReloads
 		decidingView := view
@@ -291,8 +325,8 @@ func (r *Redeemer) record(ctx context.Context, req RedeemRequest, hash, redempti
 					OfferID:       st.Offer.ID,
 					CustomerID:    req.CustomerID,
 					Bill:          req.Bill,
-					WallTime:      now.UTC(),
-					HLC:           tillkeep.NextHLC(st.LastHLC, now.UnixMilli()),
+					WallTime:      at.wall.UTC(),
+					HLC:           tillkeep.NextHLC(st.LastHLC, at.judged.UnixMilli()),
 				}
 				if accepted != nil {
 					entry.Mode = tillkeep.ModeOnline
@@ -323,7 +357,7 @@ func (r *Redeemer) record(ctx context.Context, req RedeemRequest, hash, redempti
 		case accepted == nil && tillkeep.ErrorCode(err) == tillkeep.CodeUnknownCoupon:
 			// The ledger refuses a code it does not hold without asking us; a till
 			// that cannot decide offline at all should say why instead.
-			return out, replayed, r.refineUnknown(ctx, now, err)
+			return out, replayed, r.refineUnknown(ctx, at.judged, err)
 		}
 		return out, replayed, err
 	}
@@ -404,7 +438,7 @@ func (r *Redeemer) Validate(ctx context.Context, req ValidateRequest) (ValidateR
 		}
 	}
 
-	now := r.now()
+	now := r.platformNow()
 	view, err := r.currentView(ctx)
 	if err != nil {
 		return ValidateResult{}, err
@@ -481,7 +515,7 @@ func (r *Redeemer) Reverse(ctx context.Context, redemptionID string) (ReverseRes
 	if err != nil {
 		return ReverseResult{}, tillkeep.Wrap(tillkeep.CodeInternal, err, "make a journal entry id")
 	}
-	entryID, now := id.String(), r.now()
+	entryID, at := id.String(), r.moment()
 	var appended atomic.Bool // set by Decide, which runs only when a reversal is appended
 	out, err := r.ledger.Reverse(ctx, tillkeep.ReverseRequest{
 		RedemptionID: redemptionID,
@@ -500,8 +534,8 @@ func (r *Redeemer) Reverse(ctx context.Context, redemptionID string) (ReverseRes
 				Bill:          original.Bill,
 				Discount:      original.Discount,
 				Mode:          original.Mode,
-				WallTime:      now.UTC(),
-				HLC:           tillkeep.NextHLC(last, now.UnixMilli()),
+				WallTime:      at.wall.UTC(),
+				HLC:           tillkeep.NextHLC(last, at.judged.UnixMilli()),
 			}, nil
 		},
 	})
@@ -518,7 +552,7 @@ func (r *Redeemer) Reverse(ctx context.Context, redemptionID string) (ReverseRes
 		r.metrics.reversals.WithLabelValues("reversed").Inc()
 		r.log.Info("redemption reversed", "redemption_id", redemptionID, "transaction_id", out.TransactionID)
 		if online := r.onlinePath(); online != nil {
-			r.notifyReversal(ctx, online, OnlineReversal{RedemptionID: redemptionID, EntryID: entryID, At: now.UTC()})
+			r.notifyReversal(ctx, online, OnlineReversal{RedemptionID: redemptionID, EntryID: entryID, At: at.wall.UTC()})
 		}
 	} else {
 		r.metrics.reversals.WithLabelValues("replayed").Inc()

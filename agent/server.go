@@ -36,6 +36,8 @@ type Server struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	handler  http.Handler
+	// syncStatus reports the sync state for /v1/status (nil: no platform configured).
+	syncStatus func() any
 }
 
 // New returns the POS API of the till cfg describes, recording in ledger (a
@@ -49,9 +51,13 @@ func New(cfg config.Agent, ledger Ledger, log *slog.Logger, opts ...Option) *Ser
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	r := newRedeemer(cfg, ledger, log, newMetrics(reg), opts)
 	reg.MustRegister(newLedgerCollector(r))
-	s := &Server{cfg: cfg, redeemer: r, log: log, registry: reg}
+	s := &Server{cfg: cfg, redeemer: r, log: log, registry: reg, syncStatus: o.syncStatus}
 	s.handler = s.routes()
 	return s
 }
@@ -229,6 +235,9 @@ type statusAnswer struct {
 	Catalog        catalogAnswer `json:"catalog"`
 	// OfflineRedemptions extends the contract: the outage budget used so far.
 	OfflineRedemptions int `json:"offline_redemptions"`
+	// Sync extends the contract: enrollment, last push and pull, clock offset, and the
+	// conflicts the platform reported for this till's redemptions.
+	Sync any `json:"sync,omitempty"`
 }
 
 type catalogAnswer struct {
@@ -368,6 +377,9 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if !st.SyncedAt.IsZero() {
 		synced := st.SyncedAt.UTC()
 		answer.Catalog.SyncedAt = &synced
+	}
+	if s.syncStatus != nil {
+		answer.Sync = s.syncStatus()
 	}
 	httpapi.WriteJSON(w, http.StatusOK, answer)
 }
