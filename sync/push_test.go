@@ -150,7 +150,7 @@ func newTill(t *testing.T, platformURL, tillID string, codes []string) *till {
 		Offers: []tillkeep.Offer{{ID: offerID, Name: "10 off",
 			Discount:  tillkeep.Discount{Type: tillkeep.DiscountFixed, Amount: 1000, Currency: "USD"},
 			ValidFrom: now.AddDate(0, 0, -1), ValidUntil: now.AddDate(0, 1, 0),
-			Rules:     tillkeep.Rules{MaxRedemptionsPerCoupon: 1}, Offline: tillkeep.OfflinePolicy{Allowed: true}}},
+			Rules: tillkeep.Rules{MaxRedemptionsPerCoupon: 1}, Offline: tillkeep.OfflinePolicy{Allowed: true}}},
 	}
 	for _, c := range codes {
 		snap.Coupons = append(snap.Coupons, tillkeep.Coupon{Code: c, OfferID: offerID, Status: tillkeep.CouponActive})
