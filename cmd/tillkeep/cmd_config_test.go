@@ -115,7 +115,7 @@ func TestConfigCheckWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout, stderr, code := configRunCaptured(t, "config", "check", "--role", "agent", "--config", path)
-	want := "warning: " + path + " is readable by other users and holds secrets: chmod 600 " + path + "\n"
+	want := "warning: " + path + " is readable by other users and holds secrets: chmod o-r " + path + " (or chmod 600)\n"
 	if code != 0 || stdout != path+": ok\n" || stderr != want {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 0, ok and %q", code, stdout, stderr, want)
 	}

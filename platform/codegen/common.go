@@ -103,7 +103,12 @@ func RandomizedCommon(fixed string, length int, rnd io.Reader) (string, error) {
 	code := make([]byte, length)
 	copy(code, fixed)
 	var buf [MaxRandomizedCommonLength]byte
-	for i := len(fixed); i < length; {
+	for i, reads := len(fixed), 0; i < length; reads++ {
+		// A source that keeps giving rejected bytes is broken, not unlucky: with a fair
+		// one, 64 reads in a row without a usable byte happen with odds below 10^-96.
+		if reads == 64 {
+			return "", tillkeep.Errorf(tillkeep.CodeInternal, "the random source gives only unusable bytes")
+		}
 		// Read only what is still missing, so no randomness is thrown away unused.
 		chunk := buf[:length-i]
 		if _, err := io.ReadFull(rnd, chunk); err != nil {

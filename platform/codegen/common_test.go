@@ -82,6 +82,10 @@ func TestRandomizedCommonRejectsBiasedBytes(t *testing.T) {
 	if _, err := RandomizedCommon("AB", 5, bytes.NewReader(nil)); tillkeep.ErrorCode(err) != tillkeep.CodeInternal {
 		t.Fatalf("empty random source: err = %v, want internal", err)
 	}
+	stuck := bytes.NewReader(bytes.Repeat([]byte{255}, 1<<12))
+	if _, err := RandomizedCommon("AB", 5, stuck); tillkeep.ErrorCode(err) != tillkeep.CodeInternal {
+		t.Fatalf("a source of rejected bytes: err = %v, want internal", err)
+	}
 }
 
 func TestRandomizedCommonSeriesNeverRepeats(t *testing.T) {
