@@ -36,8 +36,9 @@ type Discount struct {
 	Type string `json:"type"` // "fixed" or "percent"
 	// Amount is the fixed discount in minor units (type fixed).
 	Amount int64 `json:"amount,omitempty"`
-	// Currency of Amount and MaxAmount. Required for fixed discounts; for percent
-	// discounts it is required when MaxAmount is set.
+	// Currency of Amount and MaxAmount. Required for fixed discounts. A percent
+	// discount without one applies in the bill's currency, MaxAmount included; with one,
+	// bills in other currencies are refused.
 	Currency string `json:"currency,omitempty"`
 	// Percent is the percentage off the bill (type percent), exact to 1/100 of a
 	// percent: 15 and 12.5 are both valid.

@@ -150,9 +150,8 @@ func checkOfferDiscount(o *Offer) *Error {
 		if d.MaxAmount < 0 {
 			return fieldError("discount.max_amount", "must not be negative")
 		}
-		if d.MaxAmount > 0 && d.Currency == "" {
-			return fieldError("discount.currency", "is required when discount.max_amount is set")
-		}
+		// Without a currency, max_amount counts in the bill's currency, which the
+		// store's currency already pins (the contract's own example has none).
 		if d.Amount != 0 {
 			return fieldError("discount.type", "is percent, so amount must not be set")
 		}

@@ -70,7 +70,11 @@ func TestCheckOfferAcceptsValidOffers(t *testing.T) {
 		NewCustomersOnly:          &NewCustomerRule{RegisteredWithinDays: 30, MaxTransactions: &zero},
 	}
 	full.Issuance = IssuanceRules{MaxPerCustomer: 1, MinDaysBetweenIssues: 30, SeriesLimit: 1e6}
-	for name, o := range map[string]Offer{"contract example": ruleTestOffer(), "every setting": full} {
+	// CONTRACT.md's percent example carries no currency: max_amount is then in the
+	// bill's currency.
+	contractPercent := ruleTestOffer()
+	contractPercent.Discount = Discount{Type: DiscountPercent, Percent: 1500, MaxAmount: 2000}
+	for name, o := range map[string]Offer{"contract example": ruleTestOffer(), "every setting": full, "contract percent example": contractPercent} {
 		if err := CheckOffer(o); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
@@ -103,7 +107,6 @@ func TestCheckOfferRefusals(t *testing.T) {
 		{"discount.percent", func(o *Offer) { o.Discount = Discount{Type: DiscountPercent, Percent: 10001} }},
 		{"discount.percent", func(o *Offer) { o.Discount = Discount{Type: DiscountPercent, Percent: -5} }},
 		{"discount.max_amount", func(o *Offer) { o.Discount = Discount{Type: DiscountPercent, Percent: 100, MaxAmount: -1} }},
-		{"discount.currency", func(o *Offer) { o.Discount = Discount{Type: DiscountPercent, Percent: 100, MaxAmount: 10} }},
 		{"discount.type", func(o *Offer) { o.Discount = Discount{Type: DiscountPercent, Percent: 100, Amount: 10} }},
 		{"valid_from", func(o *Offer) { o.ValidFrom = time.Time{} }},
 		{"valid_until", func(o *Offer) { o.ValidUntil = time.Time{} }},
