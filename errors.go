@@ -44,6 +44,10 @@ const (
 	CodeUnavailable      Code = "unavailable"           // 503
 	CodeStorageFull      Code = "storage_full"          // 507
 	CodeInternal         Code = "internal"              // 500
+	// CodeRefetchRequired answers a catalog delta request whose cursor the platform
+	// cannot continue from (history compacted past it, a cursor ahead of the platform's
+	// head, another epoch): the till pushes its journal, then fetches a snapshot.
+	CodeRefetchRequired Code = "refetch_required" // 410
 )
 
 // Enrollment codes: why the platform refused to enroll a till.

@@ -125,6 +125,11 @@ type RecordRequest struct {
 	RequestHash   string
 	Code          string
 	CustomerID    string
+	// AllowUncached says that the platform decided online: record the entry even when
+	// the coupon is not in the cache — Decide gets a LocalState with zero Coupon/Offer
+	// (the till's counters are still filled in). Without it, a code missing from the
+	// cache is refused with CodeUnknownCoupon and Decide is not called.
+	AllowUncached bool
 	// Decide is called inside the ledger's write transaction with the till's state at
 	// that moment and returns the entry to append (its Seq is assigned by the ledger).
 	// It must be pure and deterministic: bbolt's Batch may call it more than once.

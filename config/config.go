@@ -64,6 +64,7 @@ type Platform struct {
 	EnrollToken string            `toml:"enroll_token"`
 	Storage     PlatformStorage   `toml:"storage"`
 	Reconcile   PlatformReconcile `toml:"reconcile"`
+	Feed        PlatformFeed      `toml:"feed"`
 	Log         Log               `toml:"log"`
 }
 
@@ -79,6 +80,13 @@ type PlatformReconcile struct {
 	// MaxClockSkew is how far a till's clock may be off the platform's before an upload
 	// is flagged.
 	MaxClockSkew Duration `toml:"max_clock_skew"`
+}
+
+// PlatformFeed is the [feed] table of platform.toml: the catalog feed tills pull.
+type PlatformFeed struct {
+	// Retention is how long catalog change-log entries are kept. A till whose cursor is
+	// older (it did not sync for that long) uploads its journal and fetches a snapshot.
+	Retention Duration `toml:"retention"`
 }
 
 // Log is the [log] table of both files (an extension of the contract).

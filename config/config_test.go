@@ -70,6 +70,7 @@ func TestGoodPlatformFile(t *testing.T) {
 			DSN:    "postgres://tillkeep:s3cret@db.example.com:5432/tillkeep?sslmode=require",
 		},
 		Reconcile: PlatformReconcile{AutoRevoke: false, MaxClockSkew: Duration{10 * time.Minute}},
+		Feed:      PlatformFeed{Retention: Duration{48 * time.Hour}},
 		Log:       Log{Level: "warn", Format: "text"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -113,6 +114,7 @@ func TestDefaults(t *testing.T) {
 		EnrollToken: "enroll-token-for-tests-0123456789",
 		Storage:     PlatformStorage{Driver: "bolt"},
 		Reconcile:   PlatformReconcile{AutoRevoke: true, MaxClockSkew: Duration{5 * time.Minute}},
+		Feed:        PlatformFeed{Retention: Duration{30 * 24 * time.Hour}},
 		Log:         Log{Level: "info", Format: "text"},
 	}
 	if !reflect.DeepEqual(platform, wantPlatform) {

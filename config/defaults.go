@@ -16,6 +16,7 @@ const (
 	DefaultPlatformDataDir       = "/var/lib/tillkeep/platform"
 	DefaultStorageDriver         = DriverBolt
 	DefaultMaxClockSkew          = 5 * time.Minute
+	DefaultFeedRetention         = 30 * 24 * time.Hour
 	DefaultLogLevel              = "info"
 	DefaultLogFormat             = "text"
 	DriverBolt                   = "bolt"
@@ -56,7 +57,8 @@ func DefaultPlatform() Platform {
 			AutoRevoke:   true,
 			MaxClockSkew: Duration{DefaultMaxClockSkew},
 		},
-		Log: defaultLog(),
+		Feed: PlatformFeed{Retention: Duration{DefaultFeedRetention}},
+		Log:  defaultLog(),
 	}
 }
 

@@ -116,6 +116,7 @@ func validatePlatform(p *Platform, doc *document) ([]string, []*Error) {
 		v.fail("storage.driver", "must be %q or %q, got %q", DriverBolt, DriverPostgres, p.Storage.Driver)
 	}
 	v.positive("reconcile.max_clock_skew", p.Reconcile.MaxClockSkew)
+	v.positive("feed.retention", p.Feed.Retention)
 	v.log(p.Log)
 	return v.result()
 }

@@ -10,26 +10,19 @@ import (
 
 	"github.com/tillkeep/tillkeep"
 	"github.com/tillkeep/tillkeep/internal/httpapi"
+	"github.com/tillkeep/tillkeep/sync/wire"
 )
+
+// The till API's messages are sync/wire's, so that the till's client and the
+// platform cannot drift apart; the platform's names stay as aliases.
 
 // EnrollRequest is a till's first contact: it presents the shared enroll token with
 // its own ids.
-type EnrollRequest struct {
-	StoreID     string `json:"store_id"`
-	TillID      string `json:"till_id"`
-	EnrollToken string `json:"enroll_token"`
-}
+type EnrollRequest = wire.EnrollRequest
 
 // EnrollResult hands the till its own credentials. Token is shown once; the platform
 // keeps only its hash.
-type EnrollResult struct {
-	StoreID    string    `json:"store_id"`
-	TillID     string    `json:"till_id"`
-	Token      string    `json:"token"`
-	Epoch      string    `json:"epoch"`
-	AckedSeq   uint64    `json:"acked_seq"`
-	ServerTime time.Time `json:"server_time"`
-}
+type EnrollResult = wire.EnrollResponse
 
 // Enroll gives a till of a known store its own bearer token. A wrong enroll token is
 // unauthorized, an unknown store is unknown_store (404), and a till that already holds

@@ -9,55 +9,34 @@ import (
 	"time"
 
 	"github.com/tillkeep/tillkeep"
+	"github.com/tillkeep/tillkeep/sync/wire"
 )
 
 // MaxJournalEntries bounds one upload batch (the body limit bounds its bytes).
 const MaxJournalEntries = 20_000
 
-// JournalUpload is one batch of a till's journal.
-type JournalUpload struct {
-	// Epoch is the platform epoch the till last saw ("" before its first upload). It is
-	// informational: acknowledgement is by sequence, and the answer carries the current
-	// epoch so the till can notice a different database.
-	Epoch   string                  `json:"epoch"`
-	Entries []tillkeep.JournalEntry `json:"entries"`
-}
+// JournalUpload is one batch of a till's journal. Its Epoch is the platform epoch the
+// till last saw ("" before its first upload). It is informational: acknowledgement is by
+// sequence, and the answer carries the current epoch so the till can notice a different
+// database.
+type JournalUpload = wire.PushRequest
 
-// JournalAck answers an upload, after its commit.
-type JournalAck struct {
-	Epoch    string `json:"epoch"`
-	AckedSeq uint64 `json:"acked_seq"`
-	// ResumeFrom is set when the batch had a gap: the till must send again from this
-	// sequence (acked_seq + 1). Entries after the gap were not applied.
-	ResumeFrom uint64        `json:"resume_from,omitempty"`
-	ServerTime time.Time     `json:"server_time"`
-	Results    []EntryResult `json:"results"`
-}
+// JournalAck answers an upload, after its commit. ResumeFrom is set when the batch had
+// a gap: the till must send again from this sequence (acked_seq + 1); entries after the
+// gap were not applied.
+type JournalAck = wire.PushResponse
 
 // EntryResult is the platform's verdict on one applied (or already applied) entry.
-type EntryResult struct {
-	Seq          uint64 `json:"seq"`
-	RedemptionID string `json:"redemption_id"`
-	// Status is the redemption's status: accepted, conflict or reversed; "ignored" for
-	// a reversal of a redemption the platform does not hold for this till (recorded as
-	// an anomaly).
-	Status       string `json:"status"`
-	ConflictKind string `json:"conflict_kind,omitempty"`
-	ConflictID   string `json:"conflict_id,omitempty"`
-	// Duplicate is true when the entry had been applied before.
-	Duplicate bool `json:"duplicate,omitempty"`
-}
+type EntryResult = wire.EntryResult
 
-// Result status of a reversal the platform could not apply.
-const EntryIgnored = "ignored"
+// EntryIgnored is the result status of a reversal the platform could not apply.
+const EntryIgnored = wire.EntryIgnored
 
-// JournalPosition is a till's acknowledged point.
-type JournalPosition struct {
-	Epoch    string `json:"epoch"`
-	AckedSeq uint64 `json:"acked_seq"`
-}
+// JournalPosition is a till's acknowledged point, with the platform's clock.
+type JournalPosition = wire.AckState
 
-// JournalPosition returns the till's acknowledged sequence and the epoch.
+// JournalPosition returns the till's acknowledged sequence, the epoch and the
+// platform's clock (the till seeds its hybrid logical clock from it).
 func (s *Service) JournalPosition(ctx context.Context, till TillRef) (JournalPosition, error) {
 	var pos JournalPosition
 	err := s.st.View(ctx, func(tx ReadTx) error {
@@ -65,7 +44,7 @@ func (s *Service) JournalPosition(ctx context.Context, till TillRef) (JournalPos
 		if err != nil {
 			return notFound(err, "till %s/%s is not enrolled", till.StoreID, till.TillID)
 		}
-		pos = JournalPosition{Epoch: s.st.Epoch(), AckedSeq: t.AckedSeq}
+		pos = JournalPosition{Epoch: s.st.Epoch(), AckedSeq: t.AckedSeq, ServerTime: s.now()}
 		return nil
 	})
 	return pos, storageErr(err, "read journal position")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tillkeep/tillkeep"
+	"github.com/tillkeep/tillkeep/sync/wire"
 )
 
 // TillRef names the authenticated till a request comes from.
@@ -15,29 +16,15 @@ type TillRef struct {
 	TillID  string `json:"till_id"`
 }
 
-// RedeemRequest is an online redemption asked for by a till.
-type RedeemRequest struct {
-	// RedemptionID is the till's UUIDv7, made once and reused on every retry and on
-	// the offline fallback.
-	RedemptionID  string         `json:"redemption_id"`
-	TransactionID string         `json:"transaction_id"`
-	Code          string         `json:"code"`
-	Bill          tillkeep.Money `json:"bill"`
-	CustomerID    string         `json:"customer_id,omitempty"`
-	// WallTime and HLC are the till's clock readings, kept on the record.
-	WallTime time.Time    `json:"wall_time,omitzero"`
-	HLC      tillkeep.HLC `json:"hlc"`
-}
+// RedeemRequest is an online redemption asked for by a till. RedemptionID is the
+// till's UUIDv7, made once and reused on every retry and on the offline fallback;
+// WallTime and HLC are the till's clock readings, kept on the record.
+type RedeemRequest = wire.RedeemRequest
 
-// RedeemResult is the answer to an online redemption.
-type RedeemResult struct {
-	RedemptionID string         `json:"redemption_id"`
-	Mode         string         `json:"mode"`
-	Discount     tillkeep.Money `json:"discount"`
-	Status       string         `json:"status"`
-}
+// RedeemResult is the answer to an online redemption, with the platform's clock.
+type RedeemResult = wire.RedeemResponse
 
-func (req RedeemRequest) check() error {
+func checkRedeemRequest(req RedeemRequest) error {
 	if err := checkID("redemption_id", req.RedemptionID); err != nil {
 		return err
 	}
@@ -58,8 +45,8 @@ func (req RedeemRequest) check() error {
 	return nil
 }
 
-func resultOf(r Redemption) RedeemResult {
-	return RedeemResult{RedemptionID: r.ID, Mode: r.Mode, Discount: r.Discount, Status: r.Status}
+func resultOf(r Redemption, now time.Time) RedeemResult {
+	return RedeemResult{RedemptionID: r.ID, Mode: r.Mode, Discount: r.Discount, Status: r.Status, ServerTime: now}
 }
 
 // Redeem decides an online redemption for a till and, when the rules allow it,
@@ -71,7 +58,7 @@ func resultOf(r Redemption) RedeemResult {
 // same content gets the first outcome; the same key with other content is refused with
 // idempotency_key_reuse and recorded as an anomaly.
 func (s *Service) Redeem(ctx context.Context, till TillRef, req RedeemRequest) (RedeemResult, error) {
-	if err := req.check(); err != nil {
+	if err := checkRedeemRequest(req); err != nil {
 		return RedeemResult{}, err
 	}
 	hash := requestHash(till.StoreID, till.TillID, req.TransactionID, req.Code, req.CustomerID, req.Bill)
@@ -108,7 +95,7 @@ func (s *Service) Redeem(ctx context.Context, till TillRef, req RedeemRequest) (
 		}
 		if prior != nil {
 			if prior.StoreID == till.StoreID && prior.TillID == till.TillID && prior.RequestHash == hash {
-				res = resultOf(*prior)
+				res = resultOf(*prior, l.now)
 				return nil
 			}
 			reuse = tillkeep.Errorf(tillkeep.CodeIdempotencyReuse,
@@ -192,7 +179,7 @@ func (s *Service) Redeem(ctx context.Context, till TillRef, req RedeemRequest) (
 		if err := l.flush(); err != nil {
 			return err
 		}
-		res = resultOf(r)
+		res = resultOf(r, l.now)
 		fx = l.fx
 		fx.recorded = append(fx.recorded, [2]string{r.Mode, r.Status})
 		return nil
@@ -260,21 +247,11 @@ func (s *Service) recordAnomaly(ctx context.Context, kind string, till TillRef, 
 }
 
 // ValidateRequest asks whether a code could be redeemed now, changing nothing.
-type ValidateRequest struct {
-	Code       string         `json:"code"`
-	Bill       tillkeep.Money `json:"bill"`
-	CustomerID string         `json:"customer_id,omitempty"`
-}
+type ValidateRequest = wire.ValidateRequest
 
 // ValidateResult is the answer to a validation: valid with the discount, or the
 // refusal's code (reason), rule and message.
-type ValidateResult struct {
-	Valid    bool            `json:"valid"`
-	Discount *tillkeep.Money `json:"discount,omitempty"`
-	Reason   string          `json:"reason,omitempty"`
-	Rule     string          `json:"rule,omitempty"`
-	Message  string          `json:"message,omitempty"`
-}
+type ValidateResult = wire.ValidateResponse
 
 // Validate judges a code for a till online, as Redeem would at this moment, without
 // consuming anything.
@@ -354,10 +331,7 @@ func (s *Service) attemptFor(tx ReadTx, till TillRef, code, customerID string, b
 }
 
 // ReverseResult is the answer to a reversal.
-type ReverseResult struct {
-	RedemptionID string `json:"redemption_id"`
-	Status       string `json:"status"`
-}
+type ReverseResult = wire.ReverseResponse
 
 // TillReverse reverses one of the till's own redemptions online: the limits it used are
 // released in one transaction. Reversing it again answers the same.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tillkeep/tillkeep"
 	"github.com/tillkeep/tillkeep/internal/httpapi"
+	"github.com/tillkeep/tillkeep/sync/wire"
 )
 
 // Body limits.
@@ -44,8 +45,11 @@ type ServerConfig struct {
 	Logger       *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
-	// TempDir holds report spool files ("": the system's).
+	// TempDir holds report and catalog snapshot spool files ("": the system's).
 	TempDir string
+	// FeedRetention is how long catalog change-log entries are kept ([feed] retention;
+	// 0: DefaultFeedRetention). Tills whose cursor is older fetch a snapshot.
+	FeedRetention time.Duration
 }
 
 // Server is the platform daemon's HTTP side: the ops API under the admin token, the
@@ -58,6 +62,7 @@ type Server struct {
 	metrics *Metrics
 	mux     *http.ServeMux
 	handler http.Handler
+	feed    *feed
 }
 
 // TillHandler serves a till-API request from the authenticated till t; an error is
@@ -128,6 +133,10 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("platform serving", "addr", ln.Addr().String(), "epoch", s.svc.Epoch())
+	compactCtx, stopCompaction := context.WithCancel(ctx)
+	compacted := make(chan struct{})
+	go func() { defer close(compacted); s.feed.compactLoop(compactCtx) }()
+	defer func() { stopCompaction(); <-compacted }()
 
 	select {
 	case err := <-errc:
@@ -202,6 +211,10 @@ func (s *Server) routes() http.Handler {
 	till("POST /v1/till/redemptions/{id}/reverse", s.tillReverse)
 	till("POST /v1/till/journal", s.tillUploadJournal)
 	till("GET /v1/till/journal", s.tillJournalPosition)
+
+	s.feed = newFeed(s.svc, s.reg, s.log, s.cfg.TempDir, s.cfg.FeedRetention)
+	till("GET "+wire.PathSnapshot, s.feed.snapshot)
+	till("GET "+wire.PathCatalog, s.feed.delta)
 
 	return httpapi.Recover(s.log, mux)
 }

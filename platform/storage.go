@@ -179,6 +179,11 @@ type Tx interface {
 	// Seqs are increasing and, as seen by readers, gap-free: a reader that has seen seq
 	// N never later sees a new entry below N.
 	AppendChange(c Change) (uint64, error)
+	// DeleteChangesThrough deletes change-log entries with Seq <= seq, oldest first, at
+	// most limit of them (limit <= 0: no bound), and returns how many it deleted. It
+	// never changes LastChangeSeq nor the Seq of later or future entries: compaction
+	// forgets old history, it never renumbers it.
+	DeleteChangesThrough(seq uint64, limit int) (int, error)
 
 	// InsertAnomaly records a refused or suspicious request for ops (ErrExists on id).
 	InsertAnomaly(a Anomaly) error

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,18 +14,19 @@ import (
 	"github.com/tillkeep/tillkeep/store/internal/ledgercore"
 )
 
-// snapshotChunk is how many coupons one staging transaction writes. Each chunk holds
-// bbolt's writer lock briefly, so redemptions keep committing while a large snapshot
-// loads, and memory stays bounded by one chunk rather than the whole catalog.
+// snapshotChunk is how many coupons ReplaceCatalog stages per transaction. Each chunk
+// holds bbolt's writer lock briefly, so redemptions keep committing while a large
+// snapshot loads.
 const snapshotChunk = 4096
 
-// ReplaceCatalog implements tillkeep.TillCatalog. The snapshot is written into a new
-// catalog generation over several transactions, then switched to in one transaction
-// that also records the feed position and recounts local use from the journal entries
-// after snap.ReflectsTillSeq. Until that last commit readers see the old catalog; a
-// crash before it leaves the old catalog in place (the half-written generation is
-// dropped at the next Open). Codes must be unique and every coupon's offer must be in
-// the snapshot; otherwise nothing changes and the error has CodeInvalidRequest.
+// ReplaceCatalog implements tillkeep.TillCatalog through BeginCatalog: the snapshot is
+// written into a new catalog generation over several transactions, then switched to in
+// one transaction that also records the feed position and recounts local use from the
+// journal entries after snap.ReflectsTillSeq. Until that last commit readers see the
+// old catalog; a crash before it leaves the old catalog in place (the half-written
+// generation is dropped at the next Open). Codes must be unique and every coupon's
+// offer must be in the snapshot; otherwise nothing changes and the error has
+// CodeInvalidRequest.
 func (db *DB) ReplaceCatalog(ctx context.Context, snap tillkeep.CatalogSnapshot) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -43,143 +41,31 @@ func (db *DB) ReplaceCatalog(ctx context.Context, snap tillkeep.CatalogSnapshot)
 	if err != nil {
 		return err
 	}
-	db.catalogMu.Lock()
-	defer db.catalogMu.Unlock()
-
-	var gen uint64
-	nums := make(map[string]uint32, len(snap.Offers))
-	err = db.update("stage catalog", func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		gen = getU64(meta, metaNextGen) + 1
-		if err := putU64(meta, metaNextGen, gen); err != nil {
-			return err
-		}
-		g, err := createGen(tx, gen)
-		if err != nil {
-			return err
-		}
-		storeJSON, err := json.Marshal(snap.Store)
-		if err != nil {
-			return fmt.Errorf("encode store record: %w", err)
-		}
-		if err := g.store.Put(keyRecord, storeJSON); err != nil {
-			return err
-		}
-		for i := range snap.Offers {
-			o := &snap.Offers[i]
-			num := uint32(i + 1)
-			nums[o.ID] = num
-			if err := putOffer(g, o, num); err != nil {
-				return err
-			}
-		}
-		if err := putU64(g.root, keyNextOffer, uint64(len(snap.Offers))); err != nil {
-			return err
-		}
-		return putU64(g.root, keyNOffers, uint64(len(snap.Offers)))
-	})
+	load, err := db.BeginCatalog(ctx, snap.Store, snap.Offers)
 	if err != nil {
 		return err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			db.dropGen(gen)
-		}
-	}()
-
+	defer load.Abort()
+	chunk := snap.Coupons
+	if order != nil {
+		chunk = make([]tillkeep.Coupon, 0, min(snapshotChunk, len(snap.Coupons)))
+	}
 	for start := 0; start < len(snap.Coupons); start += snapshotChunk {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		end := min(start+snapshotChunk, len(snap.Coupons))
-		err := db.update("stage catalog coupons", func(tx *bolt.Tx) error {
-			g := openGen(tx, gen)
-			if g == nil {
-				return fmt.Errorf("staged catalog generation %d disappeared", gen)
+		part := snap.Coupons[start:end]
+		if order != nil {
+			// Chunks are fed in code order, so that pages are filled completely.
+			chunk = chunk[:0]
+			for _, i := range order[start:end] {
+				chunk = append(chunk, snap.Coupons[i])
 			}
-			// Codes arrive in key order, so pages can be filled completely.
-			g.coupons.FillPercent = 1.0
-			for i := start; i < end; i++ {
-				c := &snap.Coupons[i]
-				if order != nil {
-					c = &snap.Coupons[order[i]]
-				}
-				if err := g.coupons.Put([]byte(c.Code), encodeCoupon(c, nums[c.OfferID])); err != nil {
-					return fmt.Errorf("stage coupon %s: %w", c.Code, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
+			part = chunk
+		}
+		if err := load.Add(ctx, part); err != nil {
 			return err
 		}
 	}
-
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err = db.update("switch catalog", func(tx *bolt.Tx) error {
-		g := openGen(tx, gen)
-		if g == nil {
-			return fmt.Errorf("staged catalog generation %d disappeared", gen)
-		}
-		if err := putU64(g.root, keyNCoupons, uint64(len(snap.Coupons))); err != nil {
-			return err
-		}
-		meta := tx.Bucket(bucketMeta)
-		if old := meta.Get(metaCatGen); len(old) == 8 {
-			if err := tx.Bucket(bucketCatalog).DeleteBucket(genKey(binary.BigEndian.Uint64(old))); err != nil {
-				return fmt.Errorf("drop previous catalog: %w", err)
-			}
-		}
-		if err := putU64(meta, metaCatGen, gen); err != nil {
-			return err
-		}
-		return db.setFeedPosition(tx, snap.Seq, snap.AsOf, snap.ReflectsTillSeq)
-	})
-	if err != nil {
-		return err
-	}
-	committed = true
-	db.log.Info("catalog replaced", "seq", snap.Seq, "offers", len(snap.Offers), "coupons", len(snap.Coupons), "reflects_till_seq", snap.ReflectsTillSeq)
-	return nil
-}
-
-// couponOrder returns the order in which to write coupons so that keys arrive sorted
-// (nil: they already are) and refuses duplicate codes.
-func couponOrder(coupons []tillkeep.Coupon) ([]int32, error) {
-	sorted := true
-	for i := 1; i < len(coupons); i++ {
-		if c := strings.Compare(coupons[i-1].Code, coupons[i].Code); c >= 0 {
-			if c == 0 {
-				return nil, duplicateCode(coupons[i].Code)
-			}
-			sorted = false
-			break
-		}
-	}
-	if sorted {
-		return nil, nil
-	}
-	if len(coupons) > 1<<31-1 {
-		return nil, tillkeep.Errorf(tillkeep.CodeInvalidRequest, "The catalog holds too many coupons.")
-	}
-	order := make([]int32, len(coupons))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(coupons[a].Code, coupons[b].Code) })
-	for i := 1; i < len(order); i++ {
-		if coupons[order[i-1]].Code == coupons[order[i]].Code {
-			return nil, duplicateCode(coupons[order[i]].Code)
-		}
-	}
-	return order, nil
-}
-
-func duplicateCode(code string) error {
-	return tillkeep.Errorf(tillkeep.CodeInvalidRequest, "Catalog coupon %s appears twice.", code)
+	return load.Commit(ctx, snap.Seq, snap.AsOf, snap.ReflectsTillSeq)
 }
 
 func putOffer(g *catalogGen, o *tillkeep.Offer, num uint32) error {
@@ -305,11 +191,18 @@ func (db *DB) ApplyCatalogChanges(ctx context.Context, seq uint64, asOf time.Tim
 				return err
 			}
 		}
+		// A delta's coupons belong to few offers: decode each offer once, not once per
+		// coupon.
+		nums := make(map[string]uint32, len(offers))
 		for i := range coupons {
 			c := &coupons[i]
-			_, num, _, err := g.offer(c.OfferID)
-			if err != nil {
-				return err
+			num, ok := nums[c.OfferID]
+			if !ok {
+				_, n, _, err := g.offer(c.OfferID)
+				if err != nil {
+					return err
+				}
+				num, nums[c.OfferID] = n, n
 			}
 			if g.coupons.Get([]byte(c.Code)) == nil {
 				nCoupons++

@@ -20,7 +20,9 @@
 // couponcodec.go) because a store may cache a million of them; everything else is JSON.
 // A catalog snapshot is staged in a new generation bucket over several short
 // transactions and switched to in one, so that the till keeps redeeming while a large
-// snapshot loads and a crash midway leaves the old catalog in place.
+// snapshot loads and a crash midway leaves the old catalog in place. BeginCatalog
+// exposes that load chunk by chunk, so that sync can stage a snapshot as it streams in
+// and memory holds one chunk, never the whole catalog.
 //
 // store must not talk to the network, read configuration files or log secrets.
 package store

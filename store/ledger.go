@@ -34,6 +34,14 @@ type Ledger interface {
 	// the cached catalog (seq below its sequence) is refused with CodeConflict.
 	ApplyCatalogChanges(ctx context.Context, seq uint64, asOf time.Time, offers []tillkeep.Offer,
 		coupons []tillkeep.Coupon, removedOffers []string, reflectsTillSeq uint64) error
+	// BeginCatalog starts loading a whole catalog snapshot in pieces, for catalogs too
+	// large to hold in memory at once: the store record and every offer now, the
+	// coupons through the loader's Add, and the switch to the new catalog at Commit.
+	// Until Commit, readers and redemptions see the old catalog, and no other catalog
+	// write (delta or snapshot) can slip in between: the caller must end every load
+	// with Commit or Abort. Offers are checked as ReplaceCatalog checks them
+	// (CodeInvalidRequest), and a store record of another store is refused.
+	BeginCatalog(ctx context.Context, store tillkeep.Store, offers []tillkeep.Offer) (CatalogLoader, error)
 	// CatalogState returns where the cached catalog stands in the platform's feed.
 	CatalogState(ctx context.Context) (CatalogState, error)
 	// MarkSynced records that the catalog was confirmed current at at (a pull that
@@ -48,6 +56,26 @@ type Ledger interface {
 
 	// Close releases the ledger; later calls fail with ErrClosed.
 	Close() error
+}
+
+// CatalogLoader is one catalog load begun by BeginCatalog. It is not safe for
+// concurrent use: one goroutine feeds it.
+type CatalogLoader interface {
+	// Add stages a chunk of coupons durably, in one transaction of its own, so that
+	// memory stays bounded by one chunk and redemptions keep committing in between.
+	// Chunks whose codes ascend across calls load fastest and smallest. A code staged
+	// twice, a coupon of an offer the load does not hold, an empty code or a negative
+	// count is refused with CodeInvalidRequest. Any error abandons the load, as Abort
+	// does; later calls fail.
+	Add(ctx context.Context, coupons []tillkeep.Coupon) error
+	// Commit switches to the loaded catalog in one transaction that also records the
+	// feed position (seq, asOf) and recounts local use from the journal entries after
+	// reflectsTillSeq, exactly as ReplaceCatalog does. A failed Commit leaves the old
+	// catalog in place and abandons the load.
+	Commit(ctx context.Context, seq uint64, asOf time.Time, reflectsTillSeq uint64) error
+	// Abort drops what was staged and leaves the old catalog as it was. It is safe to
+	// call at any time, also after Commit (then it does nothing), so callers can defer it.
+	Abort()
 }
 
 // CatalogState is where the cached catalog stands.

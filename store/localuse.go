@@ -34,11 +34,25 @@ func readLocalState(tx *bolt.Tx, c tillkeep.Coupon, o tillkeep.Offer, customerID
 	return st
 }
 
-// addLocalUse counts a redemption entry.
+// readUncachedState is what Decide sees for a code the cache does not hold (a
+// redemption the platform decided online, RecordRequest.AllowUncached): zero coupon and
+// offer, and the till's own counters.
+func readUncachedState(tx *bolt.Tx, code string) tillkeep.LocalState {
+	st := readLocalState(tx, tillkeep.Coupon{}, tillkeep.Offer{}, "")
+	st.LocalCouponRedemptions = getCount(tx.Bucket(bucketLocalCoupon), []byte(code))
+	st.LocalOfferRedemptions = 0
+	return st
+}
+
+// addLocalUse counts a redemption entry. An entry without an offer (recorded for a
+// coupon the cache did not hold) counts for its code only.
 func addLocalUse(tx *bolt.Tx, e *tillkeep.JournalEntry) error {
 	coupons, offers := tx.Bucket(bucketLocalCoupon), tx.Bucket(bucketLocalOffer)
 	if err := putCount(coupons, []byte(e.Code), getCount(coupons, []byte(e.Code))+1); err != nil {
 		return err
+	}
+	if e.OfferID == "" {
+		return nil
 	}
 	if err := putCount(offers, []byte(e.OfferID), getCount(offers, []byte(e.OfferID))+1); err != nil {
 		return err
@@ -62,6 +76,9 @@ func undoLocalUse(tx *bolt.Tx, e *tillkeep.JournalEntry, reflects uint64) error 
 	coupons, offers := tx.Bucket(bucketLocalCoupon), tx.Bucket(bucketLocalOffer)
 	if err := putCount(coupons, []byte(e.Code), getCount(coupons, []byte(e.Code))-1); err != nil {
 		return err
+	}
+	if e.OfferID == "" {
+		return nil
 	}
 	if err := putCount(offers, []byte(e.OfferID), getCount(offers, []byte(e.OfferID))-1); err != nil {
 		return err

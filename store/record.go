@@ -14,7 +14,8 @@ import (
 // Record implements tillkeep.TillLedger. It goes through the committer: the idempotency
 // lookup, Decide, the append and the counters all happen in one write transaction, and
 // Record returns only after that transaction is committed and fsynced. A code missing
-// from the cache is refused with CodeUnknownCoupon without calling Decide.
+// from the cache is refused with CodeUnknownCoupon without calling Decide, unless
+// req.AllowUncached says the platform already decided it.
 func (db *DB) Record(ctx context.Context, req tillkeep.RecordRequest) (tillkeep.Outcome, bool, error) {
 	if err := ledgercore.CheckRecordRequest(req); err != nil {
 		return tillkeep.Outcome{}, false, err
@@ -45,18 +46,27 @@ func (db *DB) recordRequest(req tillkeep.RecordRequest) (*writeRequest, *recordR
 			res.replayed = err == nil
 			return nil, err
 		}
-		cat := activeCatalog(tx)
-		if cat == nil {
+		var (
+			coupon tillkeep.Coupon
+			offer  tillkeep.Offer
+			ok     bool
+		)
+		if cat := activeCatalog(tx); cat != nil {
+			var err error
+			if coupon, offer, ok, err = cat.lookup(req.Code); err != nil {
+				return nil, err
+			}
+		}
+		var state tillkeep.LocalState
+		switch {
+		case ok:
+			state = readLocalState(tx, coupon, offer, req.CustomerID)
+		case req.AllowUncached:
+			state = readUncachedState(tx, req.Code)
+		default:
 			return nil, unknownCoupon(req.Code)
 		}
-		coupon, offer, ok, err := cat.lookup(req.Code)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, unknownCoupon(req.Code)
-		}
-		entry, err := ledgercore.Decide(req, readLocalState(tx, coupon, offer, req.CustomerID))
+		entry, err := ledgercore.Decide(req, state)
 		if err != nil {
 			return nil, err
 		}

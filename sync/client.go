@@ -151,8 +151,17 @@ func (c *Client) Push(ctx context.Context, req wire.PushRequest) (wire.PushRespo
 	return out, err
 }
 
-// Ack returns the platform's acknowledged point for this till. It doubles as the
-// breaker's probe: cheap, authenticated, and free of side effects.
+// Position returns the platform's acknowledged point for this till, with the bulk
+// client's patience (retries, no online budget): a push is not latency-bound, and a
+// platform busy with an estate of reconnecting tills must not look down to it.
+func (c *Client) Position(ctx context.Context) (wire.AckState, error) {
+	var out wire.AckState
+	err := c.doBulk(ctx, http.MethodGet, wire.PathJournal, c.token, nil, &out)
+	return out, err
+}
+
+// Ack returns the platform's acknowledged point for this till within the online
+// budget. It is the breaker's probe: cheap, authenticated, and free of side effects.
 func (c *Client) Ack(ctx context.Context) (wire.AckState, error) {
 	var out wire.AckState
 	err := c.doOnline(ctx, http.MethodGet, wire.PathJournal, nil, &out)

@@ -22,7 +22,7 @@ func (s *Syncer) Push(ctx context.Context) error {
 	}
 	// Ask where the platform stands first: with nothing pending this is how a
 	// platform that lost entries is noticed.
-	st, err := c.Ack(ctx)
+	st, err := c.Position(ctx)
 	if err != nil {
 		return s.unreachable("read the platform's acknowledged point", err)
 	}
@@ -118,6 +118,11 @@ func (s *Syncer) epoch() string {
 func (s *Syncer) noteConflicts(ctx context.Context, results []wire.EntryResult) {
 	var found []wire.EntryResult
 	for _, r := range results {
+		// A re-sent entry (after a lost answer or a platform restore) was reported when
+		// it was first applied.
+		if r.Duplicate {
+			continue
+		}
 		if r.ConflictKind != "" || r.Status == tillkeep.RedemptionConflict {
 			found = append(found, r)
 		}

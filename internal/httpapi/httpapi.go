@@ -52,6 +52,8 @@ func StatusOf(code tillkeep.Code) int {
 		return http.StatusInternalServerError
 	case tillkeep.CodeNothingCreated:
 		return http.StatusUnprocessableEntity
+	case tillkeep.CodeRefetchRequired:
+		return http.StatusGone
 	}
 	if tillkeep.IsRefusal(code) {
 		return http.StatusUnprocessableEntity

@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -697,6 +698,26 @@ func (t *txn) AppendChange(c platform.Change) (uint64, error) {
 		return 0, fmt.Errorf("append change %d: %w", seq, err)
 	}
 	return seq, nil
+}
+
+func (t *txn) DeleteChangesThrough(seq uint64, limit int) (int, error) {
+	bk := t.b(bucketChanges)
+	// Keys are collected first: a bbolt cursor must not be trusted to step past a key
+	// deleted under it.
+	var keys [][]byte
+	c := bk.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.Next() {
+		if limit > 0 && len(keys) >= limit {
+			break
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := bk.Delete(k); err != nil {
+			return 0, fmt.Errorf("delete change %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+	}
+	return len(keys), nil
 }
 
 func (t *txn) ChangesSince(seq uint64, limit int) ([]platform.Change, error) {

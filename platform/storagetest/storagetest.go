@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) platform.Storage) {
 		{"Tills", testTills},
 		{"Conflicts", testConflicts},
 		{"ChangeLog", testChangeLog},
+		{"ChangeLogCompaction", testChangeCompaction},
 		{"AnomaliesAndReports", testAnomaliesReports},
 		{"FailedUpdateLeavesNothing", testAtomicity},
 		{"ConcurrentCounters", testConcurrentCounters},
@@ -879,5 +880,71 @@ func testCancelled(t *testing.T, s platform.Storage) {
 			}
 			return nil
 		})
+	}
+}
+
+func testChangeCompaction(t *testing.T, s platform.Storage) {
+	appendN := func(n int) {
+		t.Helper()
+		update(t, s, func(tx platform.Tx) error {
+			for i := range n {
+				if _, err := tx.AppendChange(platform.Change{At: t0, Entity: platform.EntityCoupon, Key: fmt.Sprintf("K%d", i), Event: platform.EventCreated}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	deleteThrough := func(seq uint64, limit int) int {
+		t.Helper()
+		var n int
+		update(t, s, func(tx platform.Tx) error {
+			var err error
+			n, err = tx.DeleteChangesThrough(seq, limit)
+			return err
+		})
+		return n
+	}
+	state := func() (first, last uint64, count int) {
+		t.Helper()
+		view(t, s, func(tx platform.ReadTx) error {
+			all, err := tx.ChangesSince(0, 0)
+			must(t, "changes", err)
+			last, err = tx.LastChangeSeq()
+			must(t, "last seq", err)
+			count = len(all)
+			if count > 0 {
+				first = all[0].Seq
+			}
+			return nil
+		})
+		return first, last, count
+	}
+	appendN(10)
+	if n := deleteThrough(4, 2); n != 2 {
+		t.Fatalf("deleted %d changes with limit 2, want 2", n)
+	}
+	if first, last, count := state(); first != 3 || last != 10 || count != 8 {
+		t.Fatalf("after deleting 2: first %d last %d count %d", first, last, count)
+	}
+	if n := deleteThrough(4, 0); n != 2 {
+		t.Fatalf("deleted %d changes through 4, want 2", n)
+	}
+	if n := deleteThrough(4, 0); n != 0 {
+		t.Fatalf("deleted %d changes again, want 0", n)
+	}
+	if first, last, count := state(); first != 5 || last != 10 || count != 6 {
+		t.Fatalf("after deleting through 4: first %d last %d count %d", first, last, count)
+	}
+	// Deleting everything keeps the head: new changes continue the sequence.
+	if n := deleteThrough(1000, 0); n != 6 {
+		t.Fatalf("deleted %d changes through 1000, want 6", n)
+	}
+	if _, last, count := state(); last != 10 || count != 0 {
+		t.Fatalf("after deleting all: last %d count %d", last, count)
+	}
+	appendN(1)
+	if first, last, count := state(); first != 11 || last != 11 || count != 1 {
+		t.Fatalf("after appending to an emptied log: first %d last %d count %d", first, last, count)
 	}
 }

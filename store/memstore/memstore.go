@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -25,6 +26,9 @@ type Store struct {
 	mu     sync.Mutex
 	closed bool
 	id     ledgercore.Identity
+	// catalogMu is held by a catalog load from BeginCatalog to Commit or Abort, so that
+	// no delta or other snapshot slips in between, as with the bbolt ledger.
+	catalogMu sync.Mutex
 
 	// Catalog. Offers are kept as JSON so that callers never share slices with the
 	// cache, as with the bbolt ledger.
@@ -173,11 +177,21 @@ func (s *Store) Record(ctx context.Context, req tillkeep.RecordRequest) (tillkee
 		out, err := ledgercore.Replay(stored, req.RequestHash)
 		return out, err == nil, err
 	}
+	var state tillkeep.LocalState
 	c, o, err := s.lookup(req.Code)
-	if err != nil {
+	switch {
+	case err == nil:
+		state = s.localState(c, o, req.CustomerID)
+	case req.AllowUncached && tillkeep.ErrorCode(err) == tillkeep.CodeUnknownCoupon:
+		// The platform decided online: zero coupon and offer, the till's own counters.
+		o = tillkeep.Offer{}
+		state = s.localState(tillkeep.Coupon{}, o, "")
+		state.LocalCouponRedemptions = s.localCoupon[req.Code]
+		state.LocalOfferRedemptions = 0
+	default:
 		return tillkeep.Outcome{}, false, err
 	}
-	entry, err := ledgercore.Decide(req, s.localState(c, o, req.CustomerID))
+	entry, err := ledgercore.Decide(req, state)
 	if err != nil {
 		return tillkeep.Outcome{}, false, err
 	}
@@ -208,6 +222,9 @@ func (s *Store) advanceHLC(h tillkeep.HLC) {
 
 func (s *Store) addLocalUse(e *tillkeep.JournalEntry) {
 	s.localCoupon[e.Code]++
+	if e.OfferID == "" {
+		return // recorded for a coupon the cache did not hold: counts for its code only
+	}
 	s.localOffer[e.OfferID]++
 	if e.CustomerID == "" {
 		return
@@ -232,6 +249,9 @@ func decrement(m map[string]int, k string) {
 // undoLocalUse must run after the redemption is marked reversed.
 func (s *Store) undoLocalUse(e *tillkeep.JournalEntry) {
 	decrement(s.localCoupon, e.Code)
+	if e.OfferID == "" {
+		return
+	}
 	decrement(s.localOffer, e.OfferID)
 	if e.CustomerID == "" {
 		return
@@ -451,41 +471,125 @@ func encodeOffers(offers []tillkeep.Offer) (map[string][]byte, error) {
 	return m, nil
 }
 
-// ReplaceCatalog implements tillkeep.TillCatalog.
+// ReplaceCatalog implements tillkeep.TillCatalog through BeginCatalog.
 func (s *Store) ReplaceCatalog(ctx context.Context, snap tillkeep.CatalogSnapshot) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := ledgercore.CheckSnapshotIdentity(snap, s.id); err != nil {
 		return err
 	}
 	if err := ledgercore.CheckCatalog(snap.Offers, snap.Coupons, nil, nil); err != nil {
 		return err
 	}
-	offers, err := encodeOffers(snap.Offers)
+	load, err := s.BeginCatalog(ctx, snap.Store, snap.Offers)
 	if err != nil {
 		return err
 	}
-	coupons := make(map[string]tillkeep.Coupon, len(snap.Coupons))
-	for _, c := range snap.Coupons {
-		if _, dup := coupons[c.Code]; dup {
-			return tillkeep.Errorf(tillkeep.CodeInvalidRequest, "Catalog coupon %s appears twice.", c.Code)
-		}
-		coupons[c.Code] = ledgercore.NormalizeCoupon(c)
+	defer load.Abort()
+	if err := load.Add(ctx, snap.Coupons); err != nil {
+		return err
 	}
-	storeJSON, err := json.Marshal(snap.Store)
+	return load.Commit(ctx, snap.Seq, snap.AsOf, snap.ReflectsTillSeq)
+}
+
+// BeginCatalog implements store.Ledger.
+func (s *Store) BeginCatalog(ctx context.Context, st tillkeep.Store, offers []tillkeep.Offer) (store.CatalogLoader, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := ledgercore.CheckSnapshotIdentity(tillkeep.CatalogSnapshot{Store: st}, s.id); err != nil {
+		return nil, err
+	}
+	if err := ledgercore.CheckCatalog(offers, nil, nil, nil); err != nil {
+		return nil, err
+	}
+	encoded, err := encodeOffers(offers)
 	if err != nil {
-		return fmt.Errorf("encode store record: %w", err)
+		return nil, err
+	}
+	storeJSON, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encode store record: %w", err)
 	}
 	var rec tillkeep.Store
 	if err := json.Unmarshal(storeJSON, &rec); err != nil {
-		return fmt.Errorf("decode store record: %w", err)
+		return nil, fmt.Errorf("decode store record: %w", err)
 	}
 	if err := s.lock(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	defer s.mu.Unlock()
-	s.storeRec = &rec
-	s.offers, s.coupons = offers, coupons
-	s.setFeedPosition(snap.Seq, snap.AsOf, snap.ReflectsTillSeq)
+	s.mu.Unlock()
+	s.catalogMu.Lock()
+	return &catalogLoad{s: s, store: rec, offers: encoded, coupons: map[string]tillkeep.Coupon{}}, nil
+}
+
+// catalogLoad is the in-memory ledger's CatalogLoader: it stages into maps of its own
+// and swaps them in at Commit.
+type catalogLoad struct {
+	s       *Store
+	store   tillkeep.Store
+	offers  map[string][]byte
+	coupons map[string]tillkeep.Coupon
+	over    error
+}
+
+func (l *catalogLoad) end(cause error) {
+	if l.over != nil {
+		return
+	}
+	l.over = cause
+	l.offers, l.coupons = nil, nil
+	l.s.catalogMu.Unlock()
+}
+
+func (l *catalogLoad) fail(err error) error {
+	l.end(fmt.Errorf("this catalog load is already over: an earlier step failed: %w", err))
+	return err
+}
+
+// Add implements store.CatalogLoader.
+func (l *catalogLoad) Add(ctx context.Context, coupons []tillkeep.Coupon) error {
+	if l.over != nil {
+		return l.over
+	}
+	if err := ctx.Err(); err != nil {
+		return l.fail(err)
+	}
+	known := func(id string) bool { _, ok := l.offers[id]; return ok }
+	if err := ledgercore.CheckCatalog(nil, coupons, nil, known); err != nil {
+		return l.fail(err)
+	}
+	for _, c := range coupons {
+		if _, dup := l.coupons[c.Code]; dup {
+			return l.fail(tillkeep.Errorf(tillkeep.CodeInvalidRequest, "Catalog coupon %s appears twice.", c.Code))
+		}
+		l.coupons[c.Code] = ledgercore.NormalizeCoupon(c)
+	}
 	return nil
+}
+
+// Commit implements store.CatalogLoader.
+func (l *catalogLoad) Commit(ctx context.Context, seq uint64, asOf time.Time, reflectsTillSeq uint64) error {
+	if l.over != nil {
+		return l.over
+	}
+	if err := l.s.lock(ctx); err != nil {
+		return l.fail(err)
+	}
+	s := l.s
+	rec := l.store
+	s.storeRec = &rec
+	s.offers, s.coupons = l.offers, l.coupons
+	s.setFeedPosition(seq, asOf, reflectsTillSeq)
+	s.mu.Unlock()
+	l.end(errors.New("this catalog load is already over: it was committed"))
+	return nil
+}
+
+// Abort implements store.CatalogLoader.
+func (l *catalogLoad) Abort() {
+	l.end(errors.New("this catalog load is already over: it was aborted"))
 }
 
 func (s *Store) setFeedPosition(seq uint64, asOf time.Time, reflects uint64) {
@@ -513,6 +617,9 @@ func (s *Store) ApplyCatalogChanges(ctx context.Context, seq uint64, asOf time.T
 	if err != nil {
 		return err
 	}
+	// A delta waits for a catalog load in progress, as with the bbolt ledger.
+	s.catalogMu.Lock()
+	defer s.catalogMu.Unlock()
 	if err := s.lock(ctx); err != nil {
 		return err
 	}

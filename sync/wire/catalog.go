@@ -7,11 +7,18 @@ import (
 )
 
 // Catalog snapshots are streamed as NDJSON (Content-Type SnapshotContentType): one
-// SnapshotLine per line, a header first, then offers, then coupons in code order, then
-// a trailer whose SHA256 is the hex digest of every byte before the trailer line. A
+// SnapshotLine per line, a header first, then the offers, then the coupons in strictly
+// ascending code order, then a trailer whose SHA256 is the hex digest of every byte
+// before the trailer line and whose counts are the number of offer and coupon lines. A
 // till applies a snapshot only when the trailer arrives and the digest and counts match,
-// so a cut connection never leaves a half catalog behind.
+// so a cut connection or a corrupted byte never leaves a half catalog behind.
+//
+// SnapshotWriter and SnapshotReader (snapshot.go) are the one implementation of this
+// format: the platform writes with the first, the till reads with the second.
 const SnapshotContentType = "application/x-ndjson"
+
+// SnapshotFormat is the version of the snapshot stream.
+const SnapshotFormat = 1
 
 // Snapshot line types.
 const (
@@ -32,14 +39,18 @@ type SnapshotLine struct {
 
 // SnapshotHeader opens a snapshot.
 type SnapshotHeader struct {
-	Format  int            `json:"format"`
+	Format int `json:"format"`
+	// Epoch is the platform database the snapshot comes from. Feed sequences are
+	// meaningful only within one epoch: a till keeps it with its cursor and sends it
+	// with every delta request.
+	Epoch   string         `json:"epoch"`
 	StoreID string         `json:"store_id"`
 	Store   tillkeep.Store `json:"store"`
 	// Seq is the feed position the snapshot is consistent with; deltas continue after it.
 	Seq  uint64    `json:"seq"`
 	AsOf time.Time `json:"as_of"`
-	// ReflectsTillSeq is the requesting till's acknowledged journal point when the
-	// snapshot was read: coupon counts include that till's entries up to it.
+	// ReflectsTillSeq is the requesting till's acknowledged journal point, read in the
+	// same transaction as the coupons: their counts include that till's entries up to it.
 	ReflectsTillSeq uint64 `json:"reflects_till_seq"`
 }
 
@@ -62,7 +73,7 @@ func (c SnapshotCoupon) Coupon() tillkeep.Coupon {
 		Redemptions: c.Redemptions, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, RevokedAt: c.RevokedAt}
 }
 
-// CompactCoupon converts from the domain type.
+// CompactCoupon converts from the domain type. CreatedAt is left out: no rule reads it.
 func CompactCoupon(c tillkeep.Coupon) SnapshotCoupon {
 	return SnapshotCoupon{Code: c.Code, OfferID: c.OfferID, CustomerID: c.CustomerID, Status: c.Status,
 		Redemptions: c.Redemptions, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, RevokedAt: c.RevokedAt}
@@ -75,21 +86,47 @@ type SnapshotTrailer struct {
 	SHA256  string `json:"sha256"`
 }
 
-// SnapshotFormat is the version of the snapshot stream.
-const SnapshotFormat = 1
+// Query parameters of the delta request GET PathCatalog.
+const (
+	// QuerySince is the feed sequence the till's catalog stands at (required).
+	QuerySince = "since"
+	// QueryLimit bounds how many change-log entries one page covers (optional).
+	QueryLimit = "limit"
+	// QueryEpoch is the epoch of the till's catalog (optional, but a till always sends
+	// it): another epoch than the platform's answers CodeRefetch.
+	QueryEpoch = "epoch"
+)
+
+// Page sizes of the delta feed, in change-log entries. A page of the default size holds
+// at most that many coupons, about 1.5 MB of JSON, and is applied by the till in one
+// transaction.
+const (
+	DefaultDeltaLimit = 10_000
+	MaxDeltaLimit     = 50_000
+)
 
 // Delta is the answer to GET PathCatalog?since=SEQ: the CURRENT state of every offer and
-// coupon of the store that changed after since, up to Seq — not a replay of history.
-// When More is true the till asks again with since=Seq. A till whose cursor is older
-// than the platform's retained history (or ahead of it: a platform restored from an
-// older backup) gets 410 with the code CodeRefetch instead, and fetches a snapshot after
-// pushing its journal.
+// coupon of the store's scope that changed after since, up to Seq — not a replay of
+// history: a coupon changed five times appears once. When More is true the till asks
+// again with since=Seq. A till whose cursor is older than the platform's retained
+// history, ahead of its head (a platform restored from an older backup) or of another
+// epoch gets 410 with the code CodeRefetch instead, and fetches a snapshot after pushing
+// its journal.
+//
+// The last page carries an ETag (a weak validator of the platform's head and the till's
+// acknowledged point); a till that sends it back in If-None-Match while nothing changed
+// gets 304 Not Modified with no body.
 type Delta struct {
-	Since         uint64           `json:"since"`
-	Seq           uint64           `json:"seq"`
-	More          bool             `json:"more"`
-	AsOf          time.Time        `json:"as_of"`
-	Offers        []tillkeep.Offer `json:"offers"`
+	Epoch string    `json:"epoch"`
+	Since uint64    `json:"since"`
+	Seq   uint64    `json:"seq"`
+	More  bool      `json:"more"`
+	AsOf  time.Time `json:"as_of"`
+	// Offers holds every changed offer still in the store's scope, and the offer of
+	// every coupon in Coupons, so that a page is always applicable on its own.
+	Offers []tillkeep.Offer `json:"offers"`
+	// RemovedOffers are offers that left the store's scope: ended (past their grace
+	// period) or no longer aimed at the store. The till drops them with their coupons.
 	RemovedOffers []string         `json:"removed_offers"`
 	Coupons       []SnapshotCoupon `json:"coupons"`
 	// ReflectsTillSeq is set (non-nil) only on the last page: only then do the coupon
@@ -98,4 +135,4 @@ type Delta struct {
 }
 
 // CodeRefetch is the error code of a 410 answer to a delta request.
-const CodeRefetch = "refetch_required"
+const CodeRefetch = tillkeep.CodeRefetchRequired

@@ -1,7 +1,10 @@
 // Package wire defines the messages of the till-to-platform protocol: enrollment, online
 // redemption, journal upload and the catalog feed. Both ends import it, so the agent's
-// sync client and the platform's till API cannot drift apart. It holds types and
-// constants only; docs/protocol.md describes how they are used.
+// sync client and the platform's till API cannot drift apart. It holds the message types
+// and constants, and the one codec of the catalog snapshot stream (SnapshotWriter on the
+// platform, SnapshotReader on the till), so that the format and its checksum are defined
+// in one place. It does no I/O of its own beyond the reader or writer it is given;
+// docs/protocol.md describes how the messages are used.
 package wire
 
 import (
@@ -33,10 +36,13 @@ type EnrollRequest struct {
 
 // EnrollResponse carries the till's own bearer token. The platform keeps only a hash.
 type EnrollResponse struct {
-	StoreID    string    `json:"store_id"`
-	TillID     string    `json:"till_id"`
-	Token      string    `json:"token"`
-	Epoch      string    `json:"epoch"`
+	StoreID string `json:"store_id"`
+	TillID  string `json:"till_id"`
+	Token   string `json:"token"`
+	Epoch   string `json:"epoch"`
+	// AckedSeq is the till's acknowledged journal point: a re-enrolled till keeps it,
+	// so its journal continues where the platform stands.
+	AckedSeq   uint64    `json:"acked_seq"`
 	ServerTime time.Time `json:"server_time"`
 }
 
@@ -52,7 +58,8 @@ type RedeemRequest struct {
 	HLC           tillkeep.HLC   `json:"hlc"`
 }
 
-// RedeemResponse is the platform's acceptance of an online redemption.
+// RedeemResponse is the platform's acceptance of an online redemption. ServerTime is
+// the platform's clock when it answered: the till seeds its hybrid logical clock from it.
 type RedeemResponse struct {
 	RedemptionID string         `json:"redemption_id"`
 	Mode         string         `json:"mode"`
@@ -68,12 +75,14 @@ type ValidateRequest struct {
 	CustomerID string         `json:"customer_id,omitempty"`
 }
 
-// ValidateResponse is the platform's verdict.
+// ValidateResponse is the platform's verdict: valid with the discount, or the
+// refusal's code (Reason), rule and human message.
 type ValidateResponse struct {
 	Valid    bool            `json:"valid"`
 	Discount *tillkeep.Money `json:"discount,omitempty"`
 	Reason   string          `json:"reason,omitempty"`
 	Rule     string          `json:"rule,omitempty"`
+	Message  string          `json:"message,omitempty"`
 }
 
 // ReverseResponse answers a reversal.
@@ -94,11 +103,18 @@ type EntryResult struct {
 	Seq          uint64 `json:"seq"`
 	RedemptionID string `json:"redemption_id"`
 	// Status is the redemption's status after reconciliation: accepted, reversed or
-	// conflict; "duplicate" for an entry the platform already held.
+	// conflict; EntryIgnored for a reversal of a redemption the platform does not hold
+	// for this till (recorded as an anomaly).
 	Status       string `json:"status"`
 	ConflictKind string `json:"conflict_kind,omitempty"`
 	ConflictID   string `json:"conflict_id,omitempty"`
+	// Duplicate is true when the entry had been applied before (a retry, or an online
+	// redemption the platform recorded when it decided it).
+	Duplicate bool `json:"duplicate,omitempty"`
 }
+
+// EntryIgnored is the EntryResult status of a reversal the platform could not apply.
+const EntryIgnored = "ignored"
 
 // PushResponse acknowledges an upload. AckedSeq is the platform's acknowledged point for
 // the till after the upload committed; it can be LOWER than what the till believed (a
@@ -112,7 +128,8 @@ type PushResponse struct {
 	Results    []EntryResult `json:"results"`
 }
 
-// AckState is the platform's acknowledged point for a till (GET PathJournal).
+// AckState is the platform's acknowledged point for a till (GET PathJournal), with the
+// platform's clock for the till's hybrid logical clock.
 type AckState struct {
 	Epoch      string    `json:"epoch"`
 	AckedSeq   uint64    `json:"acked_seq"`
