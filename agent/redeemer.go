@@ -315,6 +315,9 @@ func (r *Redeemer) record(ctx context.Context, req RedeemRequest, hash, redempti
 			RequestHash:   hash,
 			Code:          req.Code,
 			CustomerID:    req.CustomerID,
+			// What the platform accepted is journaled even for a coupon this till has
+			// not cached yet: the customer has the discount either way.
+			AllowUncached: accepted != nil,
 			Decide: func(st tillkeep.LocalState) (tillkeep.JournalEntry, error) {
 				entry := tillkeep.JournalEntry{
 					EntryID:       redemptionID,

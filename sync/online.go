@@ -74,6 +74,7 @@ func (o onlinePath) Redeem(ctx context.Context, r agent.OnlineRedemption) (agent
 	if err := o.settle(err); err != nil {
 		return agent.OnlineResult{}, err
 	}
+	o.s.measureOffset(ctx, resp.ServerTime)
 	return agent.OnlineResult{RedemptionID: resp.RedemptionID, Discount: resp.Discount}, nil
 }
 

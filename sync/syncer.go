@@ -174,22 +174,41 @@ func (s *Syncer) stamp(at time.Time) tillkeep.HLC {
 
 // observeServerTime measures the platform clock and merges it into the till's HLC.
 func (s *Syncer) observeServerTime(ctx context.Context, server time.Time) {
+	s.measureOffset(ctx, server)
+	if server.IsZero() {
+		return
+	}
+	local := s.now()
+	if _, err := s.ledger.MergeHLC(ctx, tillkeep.HLC{WallMS: server.UnixMilli()}, local.UnixMilli()+s.offset()); err != nil {
+		s.log.Warn("merge platform clock into the till's HLC", "err", err)
+	}
+}
+
+func (s *Syncer) offset() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.offsetMS
+}
+
+// measureOffset updates the till's estimate of the platform clock. It writes to the
+// ledger only when the offset moved noticeably, so it can sit on the redemption path:
+// stamps made after it already include the new offset.
+func (s *Syncer) measureOffset(ctx context.Context, server time.Time) {
 	if server.IsZero() {
 		return
 	}
 	local := s.now()
 	off := server.Sub(local).Milliseconds()
 	s.mu.Lock()
-	changed := abs64(off-s.offsetMS) > 50
+	// Only a real move is persisted (the stored value just seeds the next start);
+	// network jitter of a few hundred ms is not one.
+	changed := abs64(off-s.offsetMS) > time.Second.Milliseconds()
 	s.offsetMS = off
 	s.mu.Unlock()
 	if changed {
 		_ = s.ledger.SetCursor(ctx, cursorClockOffset, fmt.Sprint(off))
 	}
-	if _, err := s.ledger.MergeHLC(ctx, tillkeep.HLC{WallMS: server.UnixMilli()}, local.UnixMilli()+off); err != nil {
-		s.log.Warn("merge platform clock into the till's HLC", "err", err)
-	}
-	if abs64(off) > (5 * time.Minute).Milliseconds() {
+	if changed && abs64(off) > (5 * time.Minute).Milliseconds() {
 		s.log.Warn("till clock is off the platform's", "offset", time.Duration(off)*time.Millisecond)
 	}
 }
