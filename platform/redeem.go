@@ -341,10 +341,15 @@ func (s *Service) TillReverse(ctx context.Context, till TillRef, redemptionID st
 	}
 	r, err := s.reverse(ctx, redemptionID, "till", func(r Redemption) error {
 		if r.StoreID != till.StoreID || r.TillID != till.TillID {
-			return tillkeep.Errorf(tillkeep.CodeNotReversible, "redemption %s was made at another till", r.ID)
+			// A till acts only as itself: another till's redemption is not its to undo.
+			return tillkeep.Errorf(tillkeep.CodeForbidden, "a till may reverse only its own redemptions")
 		}
 		return nil
 	})
+	if tillkeep.ErrorCode(err) == tillkeep.CodeForbidden {
+		s.log.Warn("till refused: reversal of another till's redemption",
+			"store_id", till.StoreID, "till_id", till.TillID, "redemption_id", redemptionID)
+	}
 	if err != nil {
 		return ReverseResult{}, err
 	}

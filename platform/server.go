@@ -216,7 +216,7 @@ func (s *Server) routes() http.Handler {
 	till("GET "+wire.PathSnapshot, s.feed.snapshot)
 	till("GET "+wire.PathCatalog, s.feed.delta)
 
-	return httpapi.Recover(s.log, mux)
+	return httpapi.Recover(s.log, httpapi.EnvelopeUnrouted(mux))
 }
 
 // statusRecorder remembers the status code for metrics. It unwraps, so that

@@ -204,3 +204,50 @@ func NewServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 func Healthz(w http.ResponseWriter, _ *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
+
+// EnvelopeUnrouted serves mux, answering requests that match no route (404) or no
+// method of their route (405) with the JSON error envelope instead of the mux's plain
+// text, so that every non-2xx answer has the contract's body. Routed requests, and the
+// mux's redirects, pass through untouched.
+func EnvelopeUnrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &unroutedRecorder{header: http.Header{}, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusNotFound:
+			WriteError(w, r, nil, tillkeep.Errorf(tillkeep.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+		case http.StatusMethodNotAllowed:
+			allow := rec.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			WriteJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{
+				Code:    "method_not_allowed",
+				Message: fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow),
+			}})
+		default:
+			for k, v := range rec.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.status)
+			_, _ = w.Write(rec.body)
+		}
+	})
+}
+
+// unroutedRecorder captures the mux's own answer to an unrouted request.
+type unroutedRecorder struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (u *unroutedRecorder) Header() http.Header { return u.header }
+func (u *unroutedRecorder) WriteHeader(code int) { u.status = code }
+func (u *unroutedRecorder) Write(b []byte) (int, error) {
+	u.body = append(u.body, b...)
+	return len(b), nil
+}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -225,15 +224,6 @@ func TestPanicsAnswer500WithoutStack(t *testing.T) {
 	})
 }
 
-// knownBug skips a test that documents a bug reported to the lead, unless
-// TILLKEEP_KNOWN_BUGS is set (then it runs, and fails until the bug is fixed).
-func knownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("TILLKEEP_KNOWN_BUGS") == "" {
-		t.Skip("known bug: " + bug + " (set TILLKEEP_KNOWN_BUGS=1 to run this test)")
-	}
-}
-
 // TestUnroutedRequestsAnswerTheEnvelope: an unknown path or a method a route does not
 // take is a non-2xx answer too, and the contract wants the error envelope on every one.
 func TestUnroutedRequestsAnswerTheEnvelope(t *testing.T) {
@@ -254,10 +244,6 @@ func TestUnroutedRequestsAnswerTheEnvelope(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.d.name+" "+tc.rq.method+" "+tc.rq.path, func(t *testing.T) {
-			if tc.d == w.platform {
-				knownBug(t, "platform/server.go routes() has no catch-all: unknown paths answer Go's plain-text "+
-					"404 and wrong methods its plain-text 405, not the JSON error envelope")
-			}
 			a := tc.d.do(t, tc.rq)
 			if a.status != tc.status {
 				t.Errorf("answered %d, want %d: %s", a.status, tc.status, a.raw)
