@@ -428,6 +428,8 @@ type deltaBuilder struct {
 	resend        map[string]bool
 	codes         map[string]bool
 	removed       map[string]bool
+	// redemptions are the store's redemptions whose status changed in the page.
+	redemptions map[string]bool
 }
 
 func (b *deltaBuilder) offer(id string) (*scopedOffer, error) {
@@ -450,6 +452,7 @@ func (b *deltaBuilder) offer(id string) (*scopedOffer, error) {
 // collect reads what the change entries name.
 func (b *deltaBuilder) collect(ctx context.Context, changes []Change) error {
 	b.changedOffers, b.resend, b.codes, b.removed = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	b.redemptions = map[string]bool{}
 	for _, c := range changes {
 		switch c.Entity {
 		case EntityStore:
@@ -474,6 +477,12 @@ func (b *deltaBuilder) collect(ctx context.Context, changes []Change) error {
 				// update; the feed cannot tell, and removing an offer a till never held
 				// changes nothing there.
 				b.removed[c.Key] = true
+			}
+		case EntityRedemption:
+			// Outcomes for every till of the store: the answer is shared by them and
+			// each till is handed only its own (feed_http).
+			if c.StoreID == b.st.ID && c.Event != EventCreated {
+				b.redemptions[c.Key] = true
 			}
 		case EntityCoupon:
 			if c.OfferID == "" {
@@ -583,6 +592,17 @@ func (b *deltaBuilder) finish(d *wire.Delta) error {
 	d.RemovedOffers = slices.Sorted(maps.Keys(b.removed))
 	if d.RemovedOffers == nil {
 		d.RemovedOffers = []string{}
+	}
+	for _, id := range slices.Sorted(maps.Keys(b.redemptions)) {
+		r, err := b.tx.Redemption(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		d.Outcomes = append(d.Outcomes, wire.RedemptionOutcome{RedemptionID: r.ID, TillID: r.TillID,
+			Status: r.Status, ConflictKind: r.ConflictKind, ConflictID: r.ConflictID})
 	}
 	return nil
 }

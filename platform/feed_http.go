@@ -363,6 +363,12 @@ func (f *feed) delta(w http.ResponseWriter, r *http.Request, t TillRef) (err err
 	}
 	answer := *page // shallow: the shared slices are only read
 	answer.AsOf = pos.Now
+	answer.Outcomes = nil
+	for _, o := range page.Outcomes {
+		if o.TillID == t.TillID {
+			answer.Outcomes = append(answer.Outcomes, o)
+		}
+	}
 	w.Header().Set("Cache-Control", "private, no-cache")
 	if !answer.More {
 		// The coupon states include everything up to the head read with the till's

@@ -135,6 +135,7 @@ func (s *Syncer) pullDeltas(ctx context.Context, c *Client, cs store.CatalogStat
 		if err != nil {
 			return fmt.Errorf("apply catalog changes %d..%d: %w", since, d.Seq, err)
 		}
+		s.noteOutcomes(ctx, d.Outcomes)
 		s.log.Debug("catalog changes applied", "since", since, "seq", d.Seq, "offers", len(d.Offers),
 			"coupons", len(coupons), "removed_offers", len(d.RemovedOffers), "more", d.More)
 		since, reflects, tag = d.Seq, r, ""

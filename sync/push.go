@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tillkeep/tillkeep"
 	"github.com/tillkeep/tillkeep/sync/wire"
@@ -114,38 +115,70 @@ func (s *Syncer) epoch() string {
 	return s.creds.Epoch
 }
 
-// noteConflicts keeps the conflict outcomes of uploaded entries, for /v1/status.
+// noteConflicts keeps the outcomes of this till's redemptions that are part of a
+// conflict case, for /v1/status: from push results, and from the catalog feed when
+// reconciliation changed a redemption after its upload was answered. A redemption is
+// counted once; a later outcome for it replaces the earlier one.
 func (s *Syncer) noteConflicts(ctx context.Context, results []wire.EntryResult) {
-	var found []wire.EntryResult
+	s.mu.Lock()
+	cs := &s.status.Conflicts
+	var changed []wire.EntryResult
 	for _, r := range results {
 		// A re-sent entry (after a lost answer or a platform restore) was reported when
 		// it was first applied.
 		if r.Duplicate {
 			continue
 		}
-		if r.ConflictKind != "" || r.Status == tillkeep.RedemptionConflict {
-			found = append(found, r)
+		inCase := r.ConflictKind != "" || r.Status == tillkeep.RedemptionConflict
+		i := slices.IndexFunc(cs.Recent, func(e wire.EntryResult) bool { return e.RedemptionID == r.RedemptionID })
+		switch {
+		case i >= 0:
+			if cs.Recent[i].Status == r.Status && cs.Recent[i].ConflictID == r.ConflictID {
+				continue
+			}
+			if r.Seq == 0 {
+				r.Seq = cs.Recent[i].Seq
+			}
+			cs.Recent[i] = r
+		case inCase:
+			cs.Total++
+			cs.Recent = append(cs.Recent, r)
+		default:
+			continue
 		}
+		changed = append(changed, r)
 	}
-	if len(found) == 0 {
-		return
-	}
-	s.mu.Lock()
-	cs := &s.status.Conflicts
-	cs.Total += len(found)
-	cs.Recent = append(cs.Recent, found...)
 	if n := len(cs.Recent); n > maxRecentConflicts {
 		cs.Recent = append([]wire.EntryResult{}, cs.Recent[n-maxRecentConflicts:]...)
 	}
 	b, _ := json.Marshal(cs)
 	s.mu.Unlock()
-	for _, r := range found {
+	if len(changed) == 0 {
+		return
+	}
+	for _, r := range changed {
 		s.log.Warn("platform flagged a redemption of this till", "redemption_id", r.RedemptionID,
-			"seq", r.Seq, "kind", r.ConflictKind, "conflict_id", r.ConflictID)
+			"status", r.Status, "kind", r.ConflictKind, "conflict_id", r.ConflictID)
 	}
 	if err := s.ledger.SetCursor(ctx, cursorConflicts, string(b)); err != nil {
 		s.log.Warn("keep conflict outcomes", "err", err)
 	}
+}
+
+// noteOutcomes takes the redemption outcomes a catalog delta brought.
+func (s *Syncer) noteOutcomes(ctx context.Context, outcomes []wire.RedemptionOutcome) {
+	if len(outcomes) == 0 {
+		return
+	}
+	results := make([]wire.EntryResult, 0, len(outcomes))
+	for _, o := range outcomes {
+		if o.TillID != "" && o.TillID != s.cfg.TillID {
+			continue
+		}
+		results = append(results, wire.EntryResult{RedemptionID: o.RedemptionID, Status: o.Status,
+			ConflictKind: o.ConflictKind, ConflictID: o.ConflictID})
+	}
+	s.noteConflicts(ctx, results)
 }
 
 func (s *Syncer) markPushed() {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -248,14 +247,9 @@ func TestBlackholedLink(t *testing.T) {
 // and the first till's redemption becomes the conflict. The platform records the change
 // in its change log; the first till must report it in its status.
 //
-// Blocked: the till's pull takes coupon changes from the catalog feed but not the
-// redemption status changes of the change log, and /v1/status reports only the verdicts
-// of the till's own uploads, so the demoted till never hears of it. Run it with
-// TILLKEEP_E2E_BLOCKED=1 to check a fix.
+// The demoted till hears of it through the catalog feed, which carries the outcomes of
+// its redemptions that reconciliation changed after their upload was answered.
 func TestDemotedRedemptionReachesItsTill(t *testing.T) {
-	if os.Getenv("TILLKEEP_E2E_BLOCKED") == "" {
-		t.Skip("blocked on sync: a redemption demoted to conflict after its upload was answered never reaches its till's status (pull ignores redemption status changes); TILLKEEP_E2E_BLOCKED=1 runs it")
-	}
 	c := newCluster(t)
 	ctx := t.Context()
 	codes := Codes("DEM", 3)

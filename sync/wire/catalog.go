@@ -129,6 +129,10 @@ type Delta struct {
 	// period) or no longer aimed at the store. The till drops them with their coupons.
 	RemovedOffers []string         `json:"removed_offers"`
 	Coupons       []SnapshotCoupon `json:"coupons"`
+	// Outcomes are the current statuses of this till's redemptions that reconciliation
+	// changed in the page's range: a redemption demoted to conflict (or promoted back)
+	// after its upload was answered, or reversed by ops. Only the requesting till's.
+	Outcomes []RedemptionOutcome `json:"outcomes,omitempty"`
 	// ReflectsTillSeq is set (non-nil) only on the last page: only then do the coupon
 	// states include everything the till's acknowledged entries changed.
 	ReflectsTillSeq *uint64 `json:"reflects_till_seq,omitempty"`
@@ -136,3 +140,13 @@ type Delta struct {
 
 // CodeRefetch is the error code of a 410 answer to a delta request.
 const CodeRefetch = tillkeep.CodeRefetchRequired
+
+// RedemptionOutcome is a redemption's status after reconciliation, as the feed tells
+// the till that made it.
+type RedemptionOutcome struct {
+	RedemptionID string `json:"redemption_id"`
+	TillID       string `json:"till_id"`
+	Status       string `json:"status"`
+	ConflictKind string `json:"conflict_kind,omitempty"`
+	ConflictID   string `json:"conflict_id,omitempty"`
+}
