@@ -222,15 +222,18 @@ func TestAgentKilledMidUpload(t *testing.T) {
 	want := redeemMany(t, till, codes, "T01", "offline", 4)
 	t.Logf("%d offline redemptions in %s", n, time.Since(start).Round(time.Millisecond))
 
-	// First crash: the platform applies the first batch, but every answer longer than
-	// 1,000 bytes is cut, so the till never learns it and keeps retrying the batch.
+	// First crash: the platform applies batches, but every answer longer than 1,000
+	// bytes is cut, so the till never gets an upload's answer; it only learns what the
+	// platform holds from the short position read that starts each push, and keeps
+	// re-sending the batch in flight.
 	must(t, till.Link(faultproxy.CutAfter{Bytes: 1000}))
 	acked := waitAckAbove(t, c, []*Agent{till}, 0)
-	if st := status(t, till); st.PendingUploads != n {
-		t.Fatalf("with the upload answers cut, the till reports %d pending uploads, want all %d: it cannot know the platform took them", st.PendingUploads, n)
+	st := status(t, till)
+	if st.PendingUploads == 0 {
+		t.Fatalf("with the upload answers cut, the till reports nothing pending: it cannot have had every upload answered")
 	}
 	must(t, till.Kill())
-	t.Logf("first crash: the platform had applied %d entries the till did not know about", acked["T01"])
+	t.Logf("first crash: the platform had applied %d entries; the till still counted %d pending", acked["T01"], st.PendingUploads)
 
 	// Second crash: the restarted till uploads over a slow link and dies while a
 	// batch is on its way.
