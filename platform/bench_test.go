@@ -9,14 +9,14 @@ import (
 
 	"github.com/tillkeep/tillkeep"
 	"github.com/tillkeep/tillkeep/platform"
-	"github.com/tillkeep/tillkeep/platform/boltstore"
 	"github.com/tillkeep/tillkeep/platform/codegen"
 )
 
-// benchService is a service on a fresh bolt file with a store, an offer and n codes.
+// benchService is a service on fresh storage (bolt, or PostgreSQL with
+// TILLKEEP_TEST_BACKEND=postgres) with a store, an offer and n codes.
 func benchService(b *testing.B, n int) (*platform.Service, []string) {
 	b.Helper()
-	st := boltstore.MustOpen(b)
+	st := testBackend.open(b, testBackend.newPath(b))
 	clk := &clock{now: start}
 	svc := platform.NewService(st, platform.Config{AutoRevoke: true, Now: clk.Now, TempDir: b.TempDir()})
 	ctx := context.Background()

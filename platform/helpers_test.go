@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/tillkeep/tillkeep"
 	"github.com/tillkeep/tillkeep/platform"
-	"github.com/tillkeep/tillkeep/platform/boltstore"
 )
 
 const (
@@ -55,8 +53,8 @@ var start = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 // env is a platform under test behind a real HTTP server.
 type env struct {
 	t     testing.TB
-	path  string
-	store *boltstore.Store
+	path  string // bolt file, or PostgreSQL DSN (see backend_test.go)
+	store platform.Storage
 	srv   *platform.Server
 	http  *httptest.Server
 	clock *clock
@@ -84,15 +82,15 @@ func newEnv(t testing.TB) *env { return newEnvWith(t, envOptions{autoRevoke: tru
 
 func newEnvWith(t testing.TB, opts envOptions) *env {
 	t.Helper()
-	e := &env{t: t, path: filepath.Join(t.TempDir(), boltstore.FileName), clock: &clock{now: start}, opts: opts}
+	e := &env{t: t, path: testBackend.newPath(t), clock: &clock{now: start}, opts: opts}
 	e.open()
 	return e
 }
 
-// open starts the server on the env's bolt file.
+// open starts the server on the env's storage.
 func (e *env) open() {
 	e.t.Helper()
-	e.store = boltstore.MustOpenPath(e.t, e.path)
+	e.store = testBackend.open(e.t, e.path)
 	srv, err := platform.NewServer(e.store, platform.ServerConfig{
 		AdminToken: adminToken, EnrollToken: enrollToken, AutoRevoke: e.opts.autoRevoke,
 		MaxClockSkew: e.opts.maxSkew, Logger: testLogger(e.t), Now: e.clock.Now, TempDir: e.t.TempDir(),
@@ -105,11 +103,11 @@ func (e *env) open() {
 	e.t.Cleanup(e.http.Close)
 }
 
-// restart stops the server, closes the file and opens both again.
+// restart stops the server, closes the storage and opens both again.
 func (e *env) restart() {
 	e.t.Helper()
 	e.http.Close()
-	boltstore.MustClose(e.t, e.store)
+	testBackend.close(e.t, e.store)
 	e.open()
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -113,19 +112,5 @@ func TestPlatformServeStopsCleanlyAndKeepsState(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("platform.db mode %v, want 0600", fi.Mode().Perm())
-	}
-}
-
-func TestPlatformServeRefusesPostgresForNow(t *testing.T) {
-	path, _, _ := platformTestConfig(t, "[storage]\ndriver = \"postgres\"\ndsn = \"postgres://tillkeep@localhost:5432/tillkeep\"\n")
-	_, done := runPlatformCLI(context.Background(), path)
-	select {
-	case err := <-done:
-		var ee *exitError
-		if !errors.As(err, &ee) || ee.code != exitBadPlatformConfig || !strings.Contains(err.Error(), "postgres") {
-			t.Fatalf("postgres driver: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("platform serve with the postgres driver did not exit")
 	}
 }
