@@ -161,17 +161,22 @@ func runAgent(ctx context.Context, cfg config.Agent, log *slog.Logger) (err erro
 			err = cerr
 		}
 	}()
+	clock, err := tillClock(log)
+	if err != nil {
+		return err
+	}
 	if cfg.Platform.URL == "" {
 		log.Info("no platform.url: redemptions are decided offline from the imported catalog",
 			"max_discount", cfg.Offline.MaxDiscount, "max_redemptions", cfg.Offline.MaxRedemptions,
 			"max_catalog_age", cfg.Offline.MaxCatalogAge.Duration, "offline_enabled", cfg.Offline.Enabled)
-		return agent.New(cfg, db, log).Serve(ctx)
+		return agent.New(cfg, db, log, agent.WithClock(clock)).Serve(ctx)
 	}
-	syncer, err := tksync.New(cfg, db, log)
+	syncer, err := tksync.New(cfg, db, log, tksync.WithClock(clock))
 	if err != nil {
 		return fmt.Errorf("set up sync with %s: %w", cfg.Platform.URL, err)
 	}
 	srv := agent.New(cfg, db, log,
+		agent.WithClock(clock),
 		agent.WithOnline(syncer.Online()),
 		agent.WithPlatformClock(syncer.PlatformNow),
 		agent.WithSyncStatus(func() any { return syncer.Status() }),
@@ -186,6 +191,25 @@ func runAgent(ctx context.Context, cfg config.Agent, log *slog.Logger) (err erro
 		serveErr = fmt.Errorf("sync: %w", err)
 	}
 	return serveErr
+}
+
+// clockOffsetEnv skews the agent's wall clock by a Go duration ("72h", "-72h"). It
+// exists for the clock-fault tests and for support staff reproducing a till whose clock
+// is wrong: Go reads the real-time clock without libc, so faketime cannot do it.
+const clockOffsetEnv = "TILLKEEP_TEST_CLOCK_OFFSET"
+
+// tillClock is the agent's wall clock: the system's, unless clockOffsetEnv skews it.
+func tillClock(log *slog.Logger) (func() time.Time, error) {
+	v := os.Getenv(clockOffsetEnv)
+	if v == "" {
+		return time.Now, nil
+	}
+	off, err := time.ParseDuration(v)
+	if err != nil {
+		return nil, withExit(exitBadAgentConfig, fmt.Errorf("%s=%q is not a Go duration: %w", clockOffsetEnv, v, err))
+	}
+	log.Warn("the agent's clock is skewed on purpose", "env", clockOffsetEnv, "offset", off)
+	return func() time.Time { return time.Now().Add(off) }, nil
 }
 
 func newAgentEnrollCmd() *cobra.Command {
