@@ -170,6 +170,13 @@ func (s *Service) Redeem(ctx context.Context, till TillRef, req RedeemRequest) (
 		if r.At.IsZero() {
 			r.At = l.now
 		}
+		// The platform decided at its own time; the till's wall clock is only kept and
+		// compared, so a till online with a wrong clock is flagged like an offline one.
+		if skew := r.At.Sub(l.now); skew.Abs() > s.cfg.MaxClockSkew && s.cfg.MaxClockSkew > 0 {
+			r.Flags = append(r.Flags, FlagClockSkew)
+			r.SkewMS = skew.Milliseconds()
+			l.fx.skewed++
+		}
 		if err := tx.InsertRedemption(r); err != nil {
 			return err
 		}
