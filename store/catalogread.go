@@ -12,6 +12,7 @@ import (
 
 // catalogGen is one generation of the cached catalog, as seen by one transaction.
 type catalogGen struct {
+	gen                                     uint64
 	root, store, offers, offerNums, coupons *bolt.Bucket
 }
 
@@ -30,6 +31,7 @@ func openGen(tx *bolt.Tx, gen uint64) *catalogGen {
 		return nil
 	}
 	return &catalogGen{
+		gen:       gen,
 		root:      root,
 		store:     root.Bucket(genStore),
 		offers:    root.Bucket(genOffers),
@@ -106,6 +108,33 @@ func (g *catalogGen) lookup(code string) (c tillkeep.Coupon, o tillkeep.Offer, o
 	c.OfferID = string(id)
 	o, _, ok, err = g.offer(c.OfferID)
 	return c, o, ok, err
+}
+
+// lookupCached is lookup for committer transactions: the coupon's offer comes from
+// cache (see offerCache) when it was decoded before in this catalog generation.
+func (g *catalogGen) lookupCached(cache *offerCache, code string) (c tillkeep.Coupon, o tillkeep.Offer, ok bool, err error) {
+	v := g.coupons.Get([]byte(code))
+	if v == nil {
+		return c, o, false, nil
+	}
+	c, num, err := decodeCoupon([]byte(code), v)
+	if err != nil {
+		return c, o, false, err
+	}
+	if id, cached, hit := cache.get(g.gen, num); hit {
+		c.OfferID = id
+		return c, cached, true, nil
+	}
+	id := g.offerNums.Get(numKey(num))
+	if id == nil {
+		return c, o, false, nil
+	}
+	c.OfferID = string(id)
+	if o, _, ok, err = g.offer(c.OfferID); err != nil || !ok {
+		return c, o, ok, err
+	}
+	cache.put(g.gen, num, c.OfferID, o)
+	return c, o, true, nil
 }
 
 func (g *catalogGen) counts() (coupons, offers int) {

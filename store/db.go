@@ -61,6 +61,9 @@ type DB struct {
 	// its transaction begins.
 	batchStarted func(n int)
 
+	// offers caches decoded offers for committer transactions (offercache.go).
+	offers offerCache
+
 	// catalogMu serialises catalog writers: a snapshot is staged over several
 	// transactions and no delta may slip in between.
 	catalogMu sync.Mutex
@@ -285,7 +288,13 @@ func (db *DB) update(op string, fn func(tx *bolt.Tx) error) error {
 	if db.isClosed() {
 		return ErrClosed
 	}
-	return storageError(op, db.bolt.Update(fn))
+	return storageError(op, db.bolt.Update(func(tx *bolt.Tx) error {
+		// Any of these writes may change the catalog. Invalidating here, under the
+		// writer lock, means no committer transaction can see the change with stale
+		// offers, whether this transaction commits or not.
+		db.offers.invalidate()
+		return fn(tx)
+	}))
 }
 
 func (db *DB) isClosed() bool {

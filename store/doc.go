@@ -11,6 +11,9 @@
 // appends what the callback returns, indexes it and commits. A caller hears back only
 // after the commit is fsynced. Concurrent callers share commits through a committer
 // goroutine (group commit) that adds no delay to a lone caller. NoSync is never set.
+// The committer keeps the offers of the active catalog generation decoded in memory
+// (offercache.go), emptied by every other write transaction, so that a redemption
+// does not decode its offer's JSON inside the shared transaction.
 //
 // Ledger is the interface the agent and sync use; *DB implements it on bbolt and
 // store/memstore implements it in memory. store/storetest holds the conformance suite

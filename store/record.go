@@ -53,7 +53,7 @@ func (db *DB) recordRequest(req tillkeep.RecordRequest) (*writeRequest, *recordR
 		)
 		if cat := activeCatalog(tx); cat != nil {
 			var err error
-			if coupon, offer, ok, err = cat.lookup(req.Code); err != nil {
+			if coupon, offer, ok, err = cat.lookupCached(&db.offers, req.Code); err != nil {
 				return nil, err
 			}
 		}
