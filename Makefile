@@ -14,6 +14,10 @@ BIN      := bin/tillkeep
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 30s
+# make test ends with a smoke pass of every fuzz target, TEST_FUZZTIME each.
+TEST_FUZZTIME ?= 3s
+# make soak: kill points of the crash soak (internal/e2e TestSoak).
+TILLKEEP_SOAK_KILLS ?= 1000
 
 .PHONY: help build test demo bench fuzz soak lint clean
 
@@ -28,9 +32,10 @@ help: ## List the targets
 build: ## Build the static binary bin/tillkeep, version stamped from git
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tillkeep
 
-test: ## Vet, then run every test with the race detector (< 15 min on 2 cores)
+test: ## Vet, run every test with the race detector, then each fuzz target for TEST_FUZZTIME (3s)
 	$(GO) vet ./...
 	$(GO) test -race -timeout 14m ./...
+	FUZZTIME=$(TEST_FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
 
 demo: build ## Run a local platform and tills, and redeem coupons online and offline
 	./scripts/demo.sh
@@ -45,8 +50,8 @@ bench: ## Print every performance figure next to its target (writes a JSON table
 fuzz: ## Run each fuzz target of the repository for FUZZTIME (default 30s)
 	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
 
-soak: ## Long crash-consistency run: 1,000 kill points (up to 60 min)
-	$(GO) test -tags soak -run Soak -timeout 60m ./...
+soak: ## Crash soak: SIGKILL tills and platform at 1,000 random points (TILLKEEP_SOAK_SEED replays)
+	TILLKEEP_SOAK_KILLS=$(TILLKEEP_SOAK_KILLS) $(GO) test -count=1 -v -run '^TestSoak$$' -timeout 60m ./internal/e2e/
 
 lint: ## gofmt must have nothing to say; go vet; staticcheck when installed
 	@unformatted="$$(gofmt -l .)"; \

@@ -205,6 +205,13 @@ func (r *Redeemer) Redeem(ctx context.Context, req RedeemRequest) (RedeemResult,
 	// through the offline fallback: a platform that did get the online call sees the
 	// journal upload of the same redemption, not a second one.
 	redemptionID, ok := r.attempts.recall(req.TransactionID, hash)
+	intents, durable := r.ledger.(intentLedger)
+	if !ok && durable {
+		// An attempt that asked the platform before the till restarted.
+		if h, id, found, err := intents.Intent(ctx, req.TransactionID); err == nil && found && h == hash {
+			redemptionID, ok = id, true
+		}
+	}
 	if !ok {
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -215,6 +222,15 @@ func (r *Redeemer) Redeem(ctx context.Context, req RedeemRequest) (RedeemResult,
 
 	var accepted *OnlineResult
 	if online := r.onlinePath(); online != nil {
+		// The platform may accept this and the till die before journaling the answer:
+		// the id goes to disk first, so the POS's retry presents the same redemption.
+		// While the platform is marked down the online path does not contact it, and
+		// the offline path pays no extra write.
+		if durable && !ok && online.Reachable() {
+			if err := intents.RememberIntent(ctx, req.TransactionID, hash, redemptionID); err != nil {
+				return RedeemResult{}, r.failed(storageFailure("remember the redemption attempt", err))
+			}
+		}
 		res, err := r.redeemOnline(ctx, online, req, redemptionID)
 		switch classifyOnline(err) {
 		case onlineAccepted:
@@ -229,6 +245,11 @@ func (r *Redeemer) Redeem(ctx context.Context, req RedeemRequest) (RedeemResult,
 			}
 		case onlineRefused:
 			r.attempts.forget(req.TransactionID)
+			if durable {
+				if err := intents.ForgetIntent(ctx, req.TransactionID); err != nil {
+					r.log.Warn("forget a refused redemption attempt", "transaction_id", req.TransactionID, "err", err)
+				}
+			}
 			r.refused(tillkeep.ModeOnline, req, err)
 			return RedeemResult{}, err
 		case onlineNoDecision:
@@ -295,6 +316,14 @@ func (r *Redeemer) redeemOnline(ctx context.Context, online Online, req RedeemRe
 
 // record appends the redemption through the ledger, deciding offline inside its write
 // transaction unless the platform already accepted it.
+// intentLedger is implemented by ledgers that keep an attempt's redemption id on disk
+// until the transaction is journaled (store.DB, memstore).
+type intentLedger interface {
+	RememberIntent(ctx context.Context, transactionID, requestHash, redemptionID string) error
+	Intent(ctx context.Context, transactionID string) (requestHash, redemptionID string, ok bool, err error)
+	ForgetIntent(ctx context.Context, transactionID string) error
+}
+
 // moment is when an event happens, by the till's own clock (kept in the journal) and
 // by its estimate of the platform's clock (used to judge rules and stamp the HLC).
 type moment struct{ wall, judged time.Time }

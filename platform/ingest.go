@@ -353,6 +353,24 @@ func (l *ledger) applyRedemption(e tillkeep.JournalEntry, stats *ingestStats) (E
 		return res, err
 	}
 
+	// The same POS transaction under a new redemption id: the platform accepted it
+	// online, the till died before journaling the answer, and the POS's retry was
+	// decided offline under a fresh id. Same till, transaction, code, bill and customer
+	// (the request hash) is the same redemption, never a second one — the till's
+	// idempotency index guarantees a transaction is redeemed at most once.
+	if prior, err := l.tx.RedemptionByTransaction(e.StoreID, e.TillID, e.TransactionID); err == nil && prior.RequestHash == hash {
+		l.fx.anomalies = append(l.fx.anomalies, AnomalyJournal)
+		if err := l.anomaly(AnomalyJournal, TillRef{e.StoreID, e.TillID}, e.RedemptionID,
+			fmt.Sprintf("journal entry %d records transaction %s, already held as redemption %s, under the new id %s: taken as the same redemption",
+				e.Seq, e.TransactionID, prior.ID, e.RedemptionID)); err != nil {
+			return res, err
+		}
+		res.Status, res.ConflictKind, res.ConflictID, res.Duplicate = prior.Status, prior.ConflictKind, prior.ConflictID, true
+		return res, nil
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return res, err
+	}
+
 	at, skew, skewed := eventTime(e, l.now, l.s.cfg.MaxClockSkew)
 	mode := e.Mode
 	if mode != tillkeep.ModeOnline {
@@ -464,6 +482,15 @@ func (l *ledger) applyRedemption(e tillkeep.JournalEntry, stats *ingestStats) (E
 func (l *ledger) applyReversal(e tillkeep.JournalEntry, till TillRef, targets map[string]*Redemption) (EntryResult, error) {
 	res := EntryResult{Seq: e.Seq, RedemptionID: e.RedemptionID}
 	r, err := l.tx.Redemption(e.RedemptionID) // it may have been recorded earlier in this batch
+	if errors.Is(err, ErrNotFound) {
+		// A reversal of a redemption the platform holds under the id of an earlier
+		// attempt of the same POS transaction (see applyRedemption).
+		if prior, perr := l.tx.RedemptionByTransaction(till.StoreID, till.TillID, e.TransactionID); perr == nil && prior.Code == e.Code {
+			r, err = prior, nil
+		} else if perr != nil && !errors.Is(perr, ErrNotFound) {
+			return res, perr
+		}
+	}
 	if errors.Is(err, ErrNotFound) {
 		res.Status = EntryIgnored
 		l.fx.anomalies = append(l.fx.anomalies, AnomalyJournal)

@@ -54,6 +54,15 @@ type Ledger interface {
 	// SetCursor stores the named sync cursor durably.
 	SetCursor(ctx context.Context, name, value string) error
 
+	// RememberIntent durably records the redemption id an attempt of transactionID is
+	// about to present to the platform, so that a retry after a crash presents the
+	// same one; Record deletes it when it journals the transaction.
+	RememberIntent(ctx context.Context, transactionID, requestHash, redemptionID string) error
+	// Intent returns the remembered attempt of transactionID.
+	Intent(ctx context.Context, transactionID string) (requestHash, redemptionID string, ok bool, err error)
+	// ForgetIntent drops the intent of transactionID.
+	ForgetIntent(ctx context.Context, transactionID string) error
+
 	// Close releases the ledger; later calls fail with ErrClosed.
 	Close() error
 }

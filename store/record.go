@@ -101,6 +101,9 @@ func (db *DB) recordRequest(req tillkeep.RecordRequest) (*writeRequest, *recordR
 			if err := tx.Bucket(bucketTransactions).Put([]byte(req.TransactionID), outJSON); err != nil {
 				return err
 			}
+			if err := clearIntent(tx, req.TransactionID); err != nil {
+				return err
+			}
 			if err := addLocalUse(tx, &entry); err != nil {
 				return err
 			}

@@ -53,6 +53,7 @@ type Store struct {
 	offline       int
 	lastHLC       tillkeep.HLC
 	cursors       map[string]string
+	intents       map[string][2]string // transaction_id → request hash, redemption id
 }
 
 type redemptionRef struct {
@@ -79,6 +80,7 @@ func New(storeID, tillID string) *Store {
 		localOffer:    map[string]int{},
 		localCustomer: map[customerKey]customerUse{},
 		cursors:       map[string]string{},
+		intents:       map[string][2]string{},
 	}
 }
 
@@ -206,6 +208,7 @@ func (s *Store) Record(ctx context.Context, req tillkeep.RecordRequest) (tillkee
 	s.lastSeq = entry.Seq
 	s.redemptions[entry.RedemptionID] = redemptionRef{seq: entry.Seq, transactionID: req.TransactionID}
 	s.outcomes[req.TransactionID] = out
+	delete(s.intents, req.TransactionID)
 	s.addLocalUse(&entry)
 	if entry.Mode == tillkeep.ModeOffline {
 		s.offline++
@@ -713,5 +716,38 @@ func (s *Store) SetCursor(ctx context.Context, name, value string) error {
 	} else {
 		s.cursors[name] = value
 	}
+	return nil
+}
+
+// RememberIntent implements store.Ledger.
+func (s *Store) RememberIntent(ctx context.Context, transactionID, requestHash, redemptionID string) error {
+	if transactionID == "" || redemptionID == "" {
+		return tillkeep.Errorf(tillkeep.CodeInvalidRequest, "An intent needs a transaction_id and a redemption id.")
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	s.intents[transactionID] = [2]string{requestHash, redemptionID}
+	return nil
+}
+
+// Intent implements store.Ledger.
+func (s *Store) Intent(ctx context.Context, transactionID string) (requestHash, redemptionID string, ok bool, err error) {
+	if err := s.lock(ctx); err != nil {
+		return "", "", false, err
+	}
+	defer s.mu.Unlock()
+	v, ok := s.intents[transactionID]
+	return v[0], v[1], ok, nil
+}
+
+// ForgetIntent implements store.Ledger.
+func (s *Store) ForgetIntent(ctx context.Context, transactionID string) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	delete(s.intents, transactionID)
 	return nil
 }

@@ -50,6 +50,7 @@ func Run(t *testing.T, open Open) {
 		{"RecordUncachedCoupon", testRecordUncached},
 		{"ReversalOfReflectedRedemption", testReverseReflected},
 		{"Cursors", testCursors},
+		{"IntentsUntilRecorded", testIntents},
 		{"Status", testStatus},
 		{"StoreRecord", testStoreRecord},
 		{"ClockAndSync", testClockAndSync},
@@ -1048,6 +1049,47 @@ func testReverseReflected(t *testing.T, open Open) {
 	}
 	if got := lookup(t, l, "M1", ""); got.LocalCouponRedemptions != 1 || got.Coupon.Redemptions != 1 {
 		t.Fatalf("M1 after reversing a reflected redemption: %+v", got)
+	}
+}
+
+// testIntents: an attempt's redemption id is kept until the transaction is journaled
+// (Record deletes it in the same transaction) or forgotten.
+func testIntents(t *testing.T, open Open) {
+	l := OpenWithCatalog(t, open)
+	ctx := context.Background()
+	if _, _, ok, err := l.Intent(ctx, "tx-1"); err != nil || ok {
+		t.Fatalf("intent before any: ok=%v err=%v", ok, err)
+	}
+	req := RecordRequest("tx-1", "S1", "", tillkeep.ModeOnline)
+	if err := l.RememberIntent(ctx, "tx-1", req.RequestHash, "r-0001"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RememberIntent(ctx, "tx-2", "h2", "r-0002"); err != nil {
+		t.Fatal(err)
+	}
+	if h, id, ok, err := l.Intent(ctx, "tx-1"); err != nil || !ok || h != req.RequestHash || id != "r-0001" {
+		t.Fatalf("intent = %q %q %v %v", h, id, ok, err)
+	}
+	if _, _, err := l.Record(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := l.Intent(ctx, "tx-1"); ok {
+		t.Fatal("recording the transaction left its intent behind")
+	}
+	if _, _, ok, _ := l.Intent(ctx, "tx-2"); !ok {
+		t.Fatal("recording one transaction dropped another's intent")
+	}
+	if err := l.ForgetIntent(ctx, "tx-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := l.Intent(ctx, "tx-2"); ok {
+		t.Fatal("forgotten intent still there")
+	}
+	if err := l.ForgetIntent(ctx, "tx-never"); err != nil {
+		t.Fatalf("forgetting a missing intent: %v", err)
+	}
+	if err := l.RememberIntent(ctx, "", "h", "r"); tillkeep.ErrorCode(err) != tillkeep.CodeInvalidRequest {
+		t.Fatalf("intent without transaction: %v", err)
 	}
 }
 
