@@ -61,7 +61,6 @@ const (
 	soakCouponsPerKill = 100
 )
 
-
 // soakTxState is what the POS knows of one transaction.
 type soakTxState int
 
