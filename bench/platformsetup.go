@@ -28,7 +28,7 @@ const (
 
 type benchPlatform struct {
 	dir    string
-	store  *boltstore.Store
+	store  platform.Storage
 	server *platform.Server
 	daemon *loopbackDaemon
 }
@@ -37,6 +37,16 @@ func startBenchPlatform(ctx context.Context, dir string) (*benchPlatform, error)
 	st, err := boltstore.OpenDir(dir, boltstore.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("open the platform's bolt store: %w", err)
+	}
+	return startBenchPlatformOn(ctx, dir, st)
+}
+
+// startBenchPlatformOn serves a platform on st, an opened store of any backend, with
+// dir for its spool files; it closes st when it fails, and close closes it.
+func startBenchPlatformOn(ctx context.Context, dir string, st platform.Storage) (*benchPlatform, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("make the platform's spool directory: %w", err)
 	}
 	srv, err := platform.NewServer(st, platform.ServerConfig{
 		AdminToken: benchAdminToken, EnrollToken: benchEnrollToken, AutoRevoke: true, TempDir: dir,
