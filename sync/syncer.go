@@ -208,7 +208,7 @@ func (s *Syncer) measureOffset(ctx context.Context, server time.Time) {
 	if changed {
 		_ = s.ledger.SetCursor(ctx, cursorClockOffset, fmt.Sprint(off))
 	}
-	if changed && abs64(off) > (5 * time.Minute).Milliseconds() {
+	if changed && abs64(off) > (5*time.Minute).Milliseconds() {
 		s.log.Warn("till clock is off the platform's", "offset", time.Duration(off)*time.Millisecond)
 	}
 }

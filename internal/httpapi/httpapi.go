@@ -245,7 +245,7 @@ type unroutedRecorder struct {
 	body   []byte
 }
 
-func (u *unroutedRecorder) Header() http.Header { return u.header }
+func (u *unroutedRecorder) Header() http.Header  { return u.header }
 func (u *unroutedRecorder) WriteHeader(code int) { u.status = code }
 func (u *unroutedRecorder) Write(b []byte) (int, error) {
 	u.body = append(u.body, b...)
