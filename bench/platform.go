@@ -49,39 +49,11 @@ func measurePlatform(ctx context.Context, e *env) ([]Row, error) {
 	}
 	defer p.close()
 
-	now := time.Now().UTC()
-	began := time.Now()
-	if err := p.putStores(ctx, "S001"); err != nil {
-		return nil, err
-	}
-	onlineCodes := make([]string, onlineCoupons)
-	for i := range onlineCodes {
-		onlineCodes[i] = fmt.Sprintf("N%08d", i)
-	}
-	if err := p.createOffer(ctx, onlineOfferID, now, onlineCodes); err != nil {
-		return nil, err
-	}
-	ingestCodes := make([]string, ingestTills*perTill)
-	for i := range ingestCodes {
-		ingestCodes[i] = fmt.Sprintf("G%08d", i)
-	}
-	if err := p.createOffer(ctx, ingestOfferID, now, ingestCodes); err != nil {
-		return nil, err
-	}
-	client := loopbackClient(64)
-	var refs [][2]string
-	for i := range onlineCallers {
-		refs = append(refs, [2]string{"S001", fmt.Sprintf("L%02d", i+1)})
-	}
-	for i := range ingestTills {
-		refs = append(refs, [2]string{"S001", fmt.Sprintf("U%02d", i+1)})
-	}
-	tills, err := p.enroll(ctx, client, refs, 8)
+	seeded, err := p.seedLoad(ctx, "platform", onlineCoupons, perTill)
 	if err != nil {
 		return nil, err
 	}
-	stepf("platform: %d + %d coupons created and %d tills enrolled in %s", onlineCoupons, len(ingestCodes), len(tills),
-		time.Since(began).Round(time.Millisecond))
+	client, tills, onlineCodes, ingestCodes, now := seeded.client, seeded.tills, seeded.onlineCodes, seeded.ingestCodes, seeded.now
 
 	online := &onlineLoad{url: p.daemon.url + wire.PathRedemptions, client: client, tills: tills[:onlineCallers], codes: onlineCodes}
 	if _, err := online.run(ctx, warm); err != nil {
@@ -289,4 +261,54 @@ func measureIngest(ctx context.Context, p *benchPlatform, client *http.Client, t
 			len(tills), perTill, ingestBatch, wire.PathJournal, doubleEvery, doubles, total,
 			float64(total/2)/half.Seconds(), float64(total-total/2)/(elapsed-half).Seconds()) + loadNote(loadBefore),
 	}, nil
+}
+
+// seedLoad creates store S001, the online offer with onlineCoupons codes, the ingest
+// offer with perTill codes for each ingest till, and enrolls every till, on any
+// backend. label names the figure group in progress lines.
+func (p *benchPlatform) seedLoad(ctx context.Context, label string, onlineCoupons, perTill int) (seededLoad, error) {
+	now := time.Now().UTC()
+	began := time.Now()
+	if err := p.putStores(ctx, "S001"); err != nil {
+		return seededLoad{}, err
+	}
+	onlineCodes := make([]string, onlineCoupons)
+	for i := range onlineCodes {
+		onlineCodes[i] = fmt.Sprintf("N%08d", i)
+	}
+	if err := p.createOffer(ctx, onlineOfferID, now, onlineCodes); err != nil {
+		return seededLoad{}, err
+	}
+	ingestCodes := make([]string, ingestTills*perTill)
+	for i := range ingestCodes {
+		ingestCodes[i] = fmt.Sprintf("G%08d", i)
+	}
+	if err := p.createOffer(ctx, ingestOfferID, now, ingestCodes); err != nil {
+		return seededLoad{}, err
+	}
+	client := loopbackClient(64)
+	var refs [][2]string
+	for i := range onlineCallers {
+		refs = append(refs, [2]string{"S001", fmt.Sprintf("L%02d", i+1)})
+	}
+	for i := range ingestTills {
+		refs = append(refs, [2]string{"S001", fmt.Sprintf("U%02d", i+1)})
+	}
+	tills, err := p.enroll(ctx, client, refs, 8)
+	if err != nil {
+		return seededLoad{}, err
+	}
+	stepf(label+": %d + %d coupons created and %d tills enrolled in %s", onlineCoupons, len(ingestCodes), len(tills),
+		time.Since(began).Round(time.Millisecond))
+
+	return seededLoad{client: client, tills: tills, onlineCodes: onlineCodes, ingestCodes: ingestCodes, now: now}, nil
+}
+
+// seededLoad is what seedLoad made.
+type seededLoad struct {
+	client      *http.Client
+	tills       []enrolledTill
+	onlineCodes []string
+	ingestCodes []string
+	now         time.Time
 }

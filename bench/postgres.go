@@ -384,39 +384,11 @@ func measurePostgresPlatform(ctx context.Context, e *env) ([]Row, error) {
 	}
 	defer p.close()
 
-	now := time.Now().UTC()
-	began := time.Now()
-	if err := p.putStores(ctx, "S001"); err != nil {
-		return nil, err
-	}
-	onlineCodes := make([]string, onlineCoupons)
-	for i := range onlineCodes {
-		onlineCodes[i] = fmt.Sprintf("N%08d", i)
-	}
-	if err := p.createOffer(ctx, onlineOfferID, now, onlineCodes); err != nil {
-		return nil, err
-	}
-	ingestCodes := make([]string, ingestTills*perTill)
-	for i := range ingestCodes {
-		ingestCodes[i] = fmt.Sprintf("G%08d", i)
-	}
-	if err := p.createOffer(ctx, ingestOfferID, now, ingestCodes); err != nil {
-		return nil, err
-	}
-	client := loopbackClient(64)
-	var refs [][2]string
-	for i := range onlineCallers {
-		refs = append(refs, [2]string{"S001", fmt.Sprintf("L%02d", i+1)})
-	}
-	for i := range ingestTills {
-		refs = append(refs, [2]string{"S001", fmt.Sprintf("U%02d", i+1)})
-	}
-	tills, err := p.enroll(ctx, client, refs, 8)
+	seeded, err := p.seedLoad(ctx, "postgres", onlineCoupons, perTill)
 	if err != nil {
 		return nil, err
 	}
-	stepf("postgres: %d + %d coupons created and %d tills enrolled in %s", onlineCoupons, len(ingestCodes), len(tills),
-		time.Since(began).Round(time.Millisecond))
+	client, tills, onlineCodes, ingestCodes, now := seeded.client, seeded.tills, seeded.onlineCodes, seeded.ingestCodes, seeded.now
 
 	online := &onlineLoad{url: p.daemon.url + wire.PathRedemptions, client: client, tills: tills[:onlineCallers], codes: onlineCodes}
 	if _, err := online.run(ctx, warm); err != nil {
