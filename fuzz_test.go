@@ -224,7 +224,8 @@ func buildAttempt(data []byte, zones []*time.Location) (Attempt, time.Time) {
 			a.Customer.RegisteredAt = at.Add(-absDuration(f.duration()) / 8)
 		}
 	}
-	if f.rarely() && f.rarely() {
+	// Two draws: a missing time should be much rarer than other oddities.
+	if first, second := f.rarely(), f.rarely(); first && second {
 		a.At = time.Time{}
 	}
 	return a, issued

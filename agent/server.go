@@ -310,7 +310,7 @@ func (s *Server) handleReverse(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, s.log, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, reverseAnswer{RedemptionID: res.RedemptionID, Status: res.Status})
+	httpapi.WriteJSON(w, http.StatusOK, reverseAnswer(res))
 }
 
 // BackupPath streams a consistent copy of the till's ledger (POS token). A running

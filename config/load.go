@@ -171,12 +171,6 @@ func (d *document) errorf(key, format string, args ...any) *Error {
 	return e
 }
 
-// setInFile reports whether the file itself (not the environment) gives key a value.
-func (d *document) setInFile(key string) bool {
-	_, env := d.fromEnv[key]
-	return d.index.has(key) && !env
-}
-
 // resolveDir makes a relative directory absolute: relative to the config file's own
 // directory when the file set it (a service runs from "/", so the working directory
 // would be a trap), relative to the working directory when the environment did.

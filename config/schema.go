@@ -3,7 +3,6 @@ package config
 import (
 	"encoding"
 	"reflect"
-	"sort"
 	"strings"
 )
 
@@ -45,23 +44,6 @@ func leavesOf(t reflect.Type) []leaf {
 		}
 	}
 	walk(t, "", nil)
-	return out
-}
-
-// tablesOf lists the table names of the config struct type t ("platform", "offline"...).
-func tablesOf(t reflect.Type) []string {
-	seen := map[string]bool{}
-	for _, l := range leavesOf(t) {
-		parts := strings.Split(l.key, ".")
-		for i := 1; i < len(parts); i++ {
-			seen[strings.Join(parts[:i], ".")] = true
-		}
-	}
-	out := make([]string, 0, len(seen))
-	for k := range seen {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -135,16 +135,6 @@ func (r route) String() string { return r.daemon + " " + r.pattern }
 
 var wildcard = regexp.MustCompile(`\{[a-z_]+\.{0,3}\}`)
 
-func routesOf(daemon string) []route {
-	var out []route
-	for _, r := range routes {
-		if r.daemon == daemon {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // TestRouteTableIsComplete reads the route registrations out of the daemons' source and
 // compares them with the table: a route added (say, the catalog feed) without an entry
 // here would otherwise never be tested for authorization.
