@@ -182,10 +182,35 @@ func (s *Service) Issue(ctx context.Context, offerID string, rows RowSource, pro
 	if _, err := s.GetOffer(ctx, offerID); err != nil {
 		return res, err
 	}
+	tally, err := s.runRows(ctx, offerID, rows, false, progress)
+	res.Issued, res.Errors, res.ReportID = tally.issued, tally.errors, tally.reportID
+	s.m.coupons("issued", res.Issued)
+	s.log.Info("coupons issued", "offer", offerID, "issued", res.Issued, "refused", tally.refused, "report", res.ReportID)
+	if err != nil {
+		return res, storageErr(err, "issue coupons")
+	}
+	return res, nil
+}
+
+// rowTally is what a run of issuance rows did.
+type rowTally struct {
+	created, issued int64
+	// refused counts every refused row; errors lists only the first ones.
+	refused  int64
+	errors   []RowError
+	reportID string
+}
+
+// runRows feeds rows to issueBatch a chunk per transaction (creating the coupons too
+// when create is set), collects the refused rows in the answer and the CSV report, and
+// reports progress by rows handled. The tally is valid even when err is not nil: what
+// committed before a failure stays committed.
+func (s *Service) runRows(ctx context.Context, offerID string, rows RowSource, create bool, progress Progress) (rowTally, error) {
+	var tally rowTally
 	rows = dedupRows(rows)
 	re, err := s.newRowErrors()
 	if err != nil {
-		return res, storageErr(err, "issue coupons")
+		return tally, err
 	}
 	var runErr error
 	for done := false; !done && runErr == nil; {
@@ -195,10 +220,13 @@ func (s *Service) Issue(ctx context.Context, offerID string, rows RowSource, pro
 			break
 		}
 		var outcomes []rowOutcome
-		outcomes, runErr = s.issueBatch(ctx, offerID, batch, false)
+		outcomes, runErr = s.issueBatch(ctx, offerID, batch, create)
 		for _, o := range outcomes {
+			if o.created {
+				tally.created++
+			}
 			if o.issued {
-				res.Issued++
+				tally.issued++
 			}
 			if o.err != nil {
 				if err := re.add(*o.err); err != nil && runErr == nil {
@@ -207,17 +235,19 @@ func (s *Service) Issue(ctx context.Context, offerID string, rows RowSource, pro
 			}
 		}
 		if progress != nil {
-			progress(res.Issued + re.count)
+			handled := tally.issued
+			if create {
+				handled = tally.created
+			}
+			progress(handled + re.count)
 		}
 	}
-	res.ReportID, err = s.finishRowErrors(ctx, re)
-	res.Errors = re.list
-	s.m.coupons("issued", res.Issued)
-	s.log.Info("coupons issued", "offer", offerID, "issued", res.Issued, "refused", re.count, "report", res.ReportID)
+	tally.reportID, err = s.finishRowErrors(ctx, re)
+	tally.errors, tally.refused = re.list, re.count
 	if runErr != nil {
-		return res, storageErr(runErr, "issue coupons")
+		return tally, runErr
 	}
-	return res, err
+	return tally, err
 }
 
 // UploadCoupons creates coupons from a streamed CSV of `code[,customer_id]` rows; a row
@@ -247,46 +277,15 @@ func (s *Service) UploadCoupons(ctx context.Context, offerID string, body io.Rea
 		}
 		return row, nil
 	}
-	rows = dedupRows(rows)
-	re, err := s.newRowErrors()
+	tally, err := s.runRows(ctx, offerID, rows, true, progress)
+	res.Created, res.Issued, res.Errors, res.ReportID = tally.created, tally.issued, tally.errors, tally.reportID
+	s.m.coupons("created", res.Created)
+	s.m.coupons("issued", res.Issued)
+	s.log.Info("coupons uploaded", "offer", offerID, "created", res.Created, "issued", res.Issued, "refused", tally.refused, "report", res.ReportID)
 	if err != nil {
 		return res, storageErr(err, "upload coupons")
 	}
-	var runErr error
-	for done := false; !done && runErr == nil; {
-		var batch []IssueRow
-		batch, done, runErr = readBatch(rows, issueChunk)
-		if runErr != nil || len(batch) == 0 {
-			break
-		}
-		var outcomes []rowOutcome
-		outcomes, runErr = s.issueBatch(ctx, offerID, batch, true)
-		for _, o := range outcomes {
-			if o.created {
-				res.Created++
-			}
-			if o.issued {
-				res.Issued++
-			}
-			if o.err != nil {
-				if err := re.add(*o.err); err != nil && runErr == nil {
-					runErr = fmt.Errorf("write error report: %w", err)
-				}
-			}
-		}
-		if progress != nil {
-			progress(res.Created + re.count)
-		}
-	}
-	res.ReportID, err = s.finishRowErrors(ctx, re)
-	res.Errors = re.list
-	s.m.coupons("created", res.Created)
-	s.m.coupons("issued", res.Issued)
-	s.log.Info("coupons uploaded", "offer", offerID, "created", res.Created, "issued", res.Issued, "refused", re.count, "report", res.ReportID)
-	if runErr != nil {
-		return res, storageErr(runErr, "upload coupons")
-	}
-	return res, err
+	return res, nil
 }
 
 // readBatch reads up to n rows.
