@@ -17,16 +17,26 @@ const (
 	maxPage     = 1000
 )
 
-func (s *Server) putStore(w http.ResponseWriter, r *http.Request) error {
-	var body tillkeep.Store
-	if err := httpapi.DecodeJSON(w, r, httpapi.MaxBodyBytes, &body); err != nil {
+// decodeWithPathID decodes a PUT body into body and sets its id (*id, a field of
+// body) from the path: a body naming another id is refused rather than silently
+// written under the path's.
+func decodeWithPathID(w http.ResponseWriter, r *http.Request, body any, id *string) error {
+	if err := httpapi.DecodeJSON(w, r, httpapi.MaxBodyBytes, body); err != nil {
 		return err
 	}
-	id := r.PathValue("id")
-	if body.ID != "" && body.ID != id {
-		return tillkeep.Errorf(tillkeep.CodeInvalidRequest, "the body's id %q differs from the path's %q", body.ID, id)
+	path := r.PathValue("id")
+	if *id != "" && *id != path {
+		return tillkeep.Errorf(tillkeep.CodeInvalidRequest, "the body's id %q differs from the path's %q", *id, path)
 	}
-	body.ID = id
+	*id = path
+	return nil
+}
+
+func (s *Server) putStore(w http.ResponseWriter, r *http.Request) error {
+	var body tillkeep.Store
+	if err := decodeWithPathID(w, r, &body, &body.ID); err != nil {
+		return err
+	}
 	st, err := s.svc.PutStore(r.Context(), body)
 	if err != nil {
 		return err
@@ -59,14 +69,9 @@ func (s *Server) listStores(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) putCustomer(w http.ResponseWriter, r *http.Request) error {
 	var body tillkeep.Customer
-	if err := httpapi.DecodeJSON(w, r, httpapi.MaxBodyBytes, &body); err != nil {
+	if err := decodeWithPathID(w, r, &body, &body.ID); err != nil {
 		return err
 	}
-	id := r.PathValue("id")
-	if body.ID != "" && body.ID != id {
-		return tillkeep.Errorf(tillkeep.CodeInvalidRequest, "the body's id %q differs from the path's %q", body.ID, id)
-	}
-	body.ID = id
 	c, err := s.svc.PutCustomer(r.Context(), body)
 	if err != nil {
 		return err
