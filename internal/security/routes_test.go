@@ -442,10 +442,14 @@ func (p *goPackage) methodsNamedIn(e ast.Expr) []*ast.FuncDecl {
 // plumbing are wrapper methods that are not a route's handler.
 var plumbing = map[string]bool{"handle": true, "instrument": true, "tillAuth": true, "observe": true}
 
+// jsonDecoders are the functions that decode a bounded JSON body: httpapi.DecodeJSON
+// and the platform's wrapper for PUT bodies whose id comes from the path.
+var jsonDecoders = map[string]bool{"DecodeJSON": true, "decodeWithPathID": true}
+
 func callsDecodeJSON(fn *ast.FuncDecl) bool {
 	found := false
 	ast.Inspect(fn, func(n ast.Node) bool {
-		if call, ok := n.(*ast.CallExpr); ok && calleeName(call) == "DecodeJSON" {
+		if call, ok := n.(*ast.CallExpr); ok && jsonDecoders[calleeName(call)] {
 			found = true
 		}
 		return !found
