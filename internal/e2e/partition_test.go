@@ -276,8 +276,10 @@ func (m *partitionMatrix) platformRestoredCell(t *testing.T, tag string) {
 	first := m.redeemCode(t, t1, double, tag, "online", matrixTimeout+answerMargin)
 	m.converge(t, convergeTimeout)
 
-	// The restore: what happened since the copy is gone from the platform.
+	// The restore: what happened since the copy is gone from the platform. Both links
+	// are cut while the loss is checked, or a till re-sends before the check looks.
 	must(t, t1.Link(faultproxy.Refuse{}))
+	must(t, t2.Link(faultproxy.Refuse{}))
 	must(t, p.Stop())
 	must(t, p.RestoreData(older))
 	must(t, p.Start(ctx))
@@ -296,6 +298,7 @@ func (m *partitionMatrix) platformRestoredCell(t *testing.T, tag string) {
 		}
 	}
 
+	must(t, t2.Link(faultproxy.Pass{}))
 	must(t, WaitMode(ctx, syncTimeout, "online", t2))
 	second := m.redeemCode(t, t2, double, tag, "online", matrixTimeout+answerMargin)
 	for range freshPerCell {
